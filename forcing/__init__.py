@@ -1,0 +1,1 @@
+"""Forcing: autoregressive video diffusion paradigms on one Wan2.1 backbone."""

@@ -1,0 +1,1 @@
+"""forcing/world."""
