@@ -1,0 +1,57 @@
+"""FSDP2 for the backbone, usable with or without Lightning.
+
+`fully_shard` each transformer block, then the root (so single blocks really are the unit of
+all-gather, unlike size-based wrapping), with activation checkpointing applied per block first.
+Frozen networks are sharded the same way and simply get no optimiser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def to_dtype(name: str | torch.dtype) -> torch.dtype:
+    """`"bfloat16"` -> `torch.bfloat16` (config strings to dtypes)."""
+    if isinstance(name, torch.dtype):
+        return name
+    if name not in _DTYPES:
+        raise ValueError(f"unknown dtype {name!r}: one of {sorted(_DTYPES)}")
+    return _DTYPES[name]
+
+
+def data_parallel_mesh(mesh: Any) -> Any:
+    """The data-parallel sub-mesh of Lightning's ModelParallelStrategy mesh (or the mesh itself)."""
+    if mesh is None:
+        return None
+    names = getattr(mesh, "mesh_dim_names", None) or ()
+    return mesh["data_parallel"] if "data_parallel" in names else mesh
+
+
+def shard_model(
+    model: nn.Module,
+    mesh: Any = None,
+    param_dtype: str | torch.dtype = "float32",
+    reduce_dtype: str | torch.dtype = "float32",
+    activation_checkpointing: bool = False,
+) -> nn.Module:
+    """Checkpoint and shard `model` (a backbone with `.blocks`) per block, then at the root.
+
+    With `mesh=None` only activation checkpointing is applied (single process).
+    """
+    if activation_checkpointing:
+        model.enable_gradient_checkpointing()
+    mesh = data_parallel_mesh(mesh)
+    if mesh is None:
+        return model
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=to_dtype(param_dtype), reduce_dtype=to_dtype(reduce_dtype))
+    for block in model.blocks:
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    return model

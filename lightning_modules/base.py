@@ -1,0 +1,201 @@
+"""Shared glue of every paradigm: networks built in `configure_model`, optimisers after
+sharding, per-step randomness, uniform logging keys (`train/loss`, `train/grad_norm`, `val/loss`).
+
+A paradigm subclasses `ForcingModule`, builds its networks in `build_networks`, and reads like
+its paper's algorithm in `training_step` and `sample`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from forcing.diffusion import Conditioning
+from forcing.encoders import build_codec, build_text_encoder
+from forcing.errors import ConfigError
+from forcing.models import CausalWanModel
+from forcing.parallel import shard_model
+
+
+def build_backbone(model_cfg: DictConfig, **extra: Any) -> CausalWanModel:
+    """A backbone from a preset (random init) or from local weights (`model.pretrained`)."""
+    overrides = {**OmegaConf.to_container(model_cfg.overrides, resolve=True), **extra}
+    if model_cfg.get("pretrained"):
+        model = CausalWanModel.from_pretrained(model_cfg.pretrained, preset=model_cfg.preset, **overrides)
+    else:
+        model = CausalWanModel.from_preset(model_cfg.preset, **overrides)
+    return model
+
+
+class ForcingModule(L.LightningModule):
+    """Base LightningModule of the suite (one subclass per paradigm)."""
+
+    #: objectives this paradigm can train with (`objective.name`)
+    objectives: ClassVar[tuple[str, ...]] = ("fm",)
+
+    def __init__(self, cfg: DictConfig | dict) -> None:
+        super().__init__()
+        cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        self.cfg = cfg
+        self.save_hyperparameters({"config": OmegaConf.to_container(cfg, resolve=True)})
+        self.p = cfg.paradigm
+        self.text_encoder: nn.Module | None = None
+        self.codec: nn.Module | None = None
+        self.generator: CausalWanModel | None = None
+        self.generator_ema: CausalWanModel | None = None
+
+    # ------------------------------------------------------------------ validation
+    @classmethod
+    def validate_config(cls, cfg: DictConfig) -> None:
+        """Raise `ConfigError` (one line) for a run this paradigm cannot do."""
+        frames, fpb = int(cfg.world.num_frames), int(cfg.paradigm.frames_per_block)
+        if fpb < 1 or frames % fpb:
+            raise ConfigError(
+                f"world.num_frames={frames} does not divide into blocks of paradigm.frames_per_block={fpb}"
+            )
+        window = cfg.paradigm.get("local_window")
+        if window is not None and int(window) < fpb:
+            raise ConfigError(f"paradigm.local_window={window} is smaller than one block ({fpb} frames)")
+        if cfg.objective.name not in cls.objectives:
+            raise ConfigError(
+                f"paradigm {cfg.paradigm.name!r} cannot train with objective={cfg.objective.name!r} "
+                f"(it takes: {', '.join(cls.objectives)})"
+            )
+
+    # ------------------------------------------------------------------ building
+    def configure_model(self) -> None:
+        """Build every network, then shard per block (FSDP2) when a device mesh exists."""
+        if self.generator is not None:
+            return
+        self.text_encoder = build_text_encoder(**OmegaConf.to_container(self.cfg.world.text_encoder, resolve=True))
+        self.codec = build_codec(**OmegaConf.to_container(self.cfg.world.codec, resolve=True))
+        for frozen in (self.text_encoder, self.codec):
+            frozen.requires_grad_(False).eval()
+        self.build_networks()
+        if self.p.get("ema_decay") is not None and self.generator_ema is None:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        mesh = self._device_mesh
+        hw = self.cfg.hardware
+        checkpointing = bool(self.cfg.model.get("gradient_checkpointing", False))
+        for net in self.backbones():
+            shard_model(
+                net,
+                mesh=mesh,
+                param_dtype=hw.param_dtype,
+                reduce_dtype=hw.reduce_dtype,
+                activation_checkpointing=checkpointing and net is self.generator,
+            )
+
+    def build_networks(self) -> None:
+        """Create `self.generator` and any other networks (teacher, critic)."""
+        self.generator = build_backbone(self.cfg.model)
+
+    def backbones(self) -> list[CausalWanModel]:
+        """The backbones to shard (trainable and frozen)."""
+        return [m for m in (self.generator, self.generator_ema) if m is not None]
+
+    def configure_optimizers(self) -> Any:
+        """AdamW on the generator with linear warm-up (created after sharding)."""
+        o = self.cfg.optim
+        opt = torch.optim.AdamW(
+            [p for p in self.generator.parameters() if p.requires_grad],
+            lr=float(o.lr),
+            betas=tuple(o.betas),
+            weight_decay=float(o.weight_decay),
+            eps=float(o.eps),
+        )
+        warmup = max(1, int(o.warmup_steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ data
+    def step_index(self) -> int:
+        """Number of batches trained so far (resumes exactly from checkpoints)."""
+        if self._trainer is None:
+            return 0
+        return int(self.trainer.fit_loop.total_batch_idx)
+
+    def generator_for(self, salt: int, step: int | None = None) -> torch.Generator:
+        """Randomness of one step: identical after resume, distinct per rank and per use (`salt`)."""
+        step = self.step_index() if step is None else step
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(hash((int(self.cfg.seed), self.global_rank, step, salt)) % (2**62))
+        return gen
+
+    def encode_prompts(self, prompts: list[str]) -> Tensor:
+        """Frozen text encoder: prompts -> [B, L, D] on this module's device."""
+        with torch.no_grad():
+            return self.text_encoder(prompts).to(self.device)
+
+    def condition(self, prompts: list[str], dropout: float = 0.0, gen: torch.Generator | None = None) -> Conditioning:
+        """Text conditioning with the null prompt for CFG; `dropout` replaces prompts by "" (training)."""
+        if dropout > 0:
+            keep = torch.rand(len(prompts), generator=gen, device=gen.device if gen else "cpu") >= dropout
+            prompts = [p if k else "" for p, k in zip(prompts, keep.tolist())]
+        context = self.encode_prompts(prompts)
+        null = self.encode_prompts([""] * len(prompts))
+        return Conditioning(context=context, null_context=null)
+
+    def encode_video(self, video: Tensor) -> Tensor:
+        """Frozen codec: pixels [B, 3, F, H, W] in [-1, 1] -> latents [B, C, F', H', W']."""
+        with torch.no_grad():
+            return self.codec.encode(video.to(self.device))
+
+    def decode_video(self, latents: Tensor) -> Tensor:
+        """Latents -> pixels [B, 3, F, H, W] in [-1, 1]."""
+        with torch.no_grad():
+            return self.codec.decode(latents).clamp(-1, 1)
+
+    # ------------------------------------------------------------------ logging
+    def log_train(self, terms: dict[str, Tensor], batch_size: int) -> None:
+        """Log named loss terms under `train/` (the same keys for every paradigm)."""
+        for key, value in terms.items():
+            self.log(f"train/{key}", value.detach().float(), prog_bar=key == "loss", batch_size=batch_size, sync_dist=False)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip (optim.grad_clip) and log the global gradient norm as `train/grad_norm`."""
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        clip = float(self.cfg.optim.get("grad_clip") or 0.0)
+        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+        if hasattr(norm, "full_tensor"):
+            norm = norm.full_tensor()
+        self.log("train/grad_norm", norm.detach().float(), batch_size=1)
+
+    # ------------------------------------------------------------------ sampling
+    def sampling_generator(self) -> CausalWanModel:
+        """The network used for samples: the EMA copy when it exists."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def sample(self, prompts: list[str], num_frames: int, seed: int = 0) -> Tensor:
+        """Generate latents [B, C, num_frames, H, W] for `prompts` (paradigm-specific)."""
+        raise NotImplementedError
+
+    def latent_shape(self, num_frames: int) -> tuple[int, int, int, int]:
+        """[C, F, H, W] of latents for `num_frames` latent frames of this world."""
+        w = self.cfg.world
+        cfg = self.generator.config
+        stride = getattr(self.codec, "spatial_stride", 1)
+        return (cfg.in_dim, num_frames, int(w.height) // stride, int(w.width) // stride)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """`val/loss`: the paradigm's training loss on fixed validation clips and fixed noise."""
+        terms = self.loss_terms(batch, self.generator_for(salt=10_000 + batch_idx, step=0))
+        self.log("val/loss", terms["loss"].detach().float(), batch_size=len(batch["prompt"]), sync_dist=True)
+        return terms["loss"]
+
+    def loss_terms(self, batch: dict[str, Any], gen: torch.Generator) -> dict[str, Tensor]:
+        """The paradigm's loss on a batch with the randomness of `gen`."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """One step of the paradigm's loss (automatic optimisation)."""
+        terms = self.loss_terms(batch, self.generator_for(salt=0))
+        self.log_train(terms, batch_size=len(batch["prompt"]))
+        return terms["loss"]

@@ -1,0 +1,39 @@
+"""The bidirectional teacher of the shapes world: full attention, flow matching, prompt dropout
+(so CFG works), many-step Euler sampler with CFG. It is the real score and the critic's
+initialisation of the distillation paradigms, and the source of ODE-init pairs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from forcing.diffusion import Denoiser
+from forcing.diffusion.samplers import euler_sample
+from forcing.diffusion.schedule import euler_timesteps
+from lightning_modules.denoising import DenoisingModule
+
+
+class BidirectionalDiffusion(DenoisingModule):
+    """Full-attention flow-matching video model (one timestep per clip)."""
+
+    mode = "bidirectional"
+
+    def block_timesteps(self, batch: int, gen: torch.Generator) -> Tensor:
+        """One shifted timestep per clip, expanded to frames: [B, F]."""
+        frames = int(self.cfg.world.num_frames)
+        return super().block_timesteps(batch, gen)[:, :1].expand(batch, frames)
+
+    def forward_kwargs(self, x0: Tensor) -> dict[str, Any]:
+        """Full attention."""
+        return {"mode": "bidirectional"}
+
+    @torch.no_grad()
+    def sample(self, prompts: list[str], num_frames: int, seed: int = 0) -> Tensor:
+        """Many-step Euler sampling of the whole clip with CFG."""
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        noise = torch.randn((len(prompts), *self.latent_shape(num_frames)), generator=gen, device=self.device)
+        denoiser = Denoiser(self.sampling_generator(), guidance_scale=float(self.p.guidance_scale), mode="bidirectional")
+        steps = euler_timesteps(int(self.p.sample_steps), shift=float(self.p.sample_shift))
+        return euler_sample(denoiser, noise, self.condition(prompts), steps)

@@ -1,0 +1,66 @@
+"""Shared parts of the paradigms that learn from data by flow matching (teacher, TF, DF)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from forcing.diffusion.flow import add_noise, sigma_from_t
+from forcing.diffusion.schedule import euler_timesteps, sample_block_t
+from forcing.objectives import flow_matching_loss
+from forcing.rollout import generate
+from lightning_modules.base import ForcingModule
+
+
+class DenoisingModule(ForcingModule):
+    """Flow matching on data with per-block timesteps; many-step AR sampling with CFG."""
+
+    #: forward kwargs that select the attention mode of the paradigm
+    mode: str = "block_causal"
+
+    def block_timesteps(self, batch: int, gen: torch.Generator) -> Tensor:
+        """Independent shifted timestep per block, expanded to frames: [B, F]."""
+        frames, fpb = int(self.cfg.world.num_frames), int(self.p.frames_per_block)
+        return sample_block_t(
+            batch, frames // fpb, fpb, shift=float(self.p.shift), min_t=0.0, max_t=1000.0, generator=gen
+        ).to(self.device)
+
+    def forward_kwargs(self, x0: Tensor) -> dict[str, Any]:
+        """The backbone's attention arguments for this paradigm."""
+        return {
+            "mode": self.mode,
+            "frames_per_block": int(self.p.frames_per_block),
+            "local_window": self.p.get("local_window"),
+        }
+
+    def loss_terms(self, batch: dict[str, Any], gen: torch.Generator) -> dict[str, Tensor]:
+        """Flow-matching loss: v_theta(x_t, t) vs eps - x0 (Wan's timestep weighting optional)."""
+        x0 = self.encode_video(batch["video"])  # [B, C, F, H, W]
+        cond = self.condition(batch["prompt"], dropout=float(self.p.prompt_dropout), gen=gen)
+        t = self.block_timesteps(x0.shape[0], gen)  # [B, F]
+        noise = torch.randn(x0.shape, generator=gen, device=x0.device, dtype=x0.dtype)
+        x_t = add_noise(x0, noise, sigma_from_t(t))
+        v = self.generator(x_t, t, cond.context, **self.forward_kwargs(x0))
+        loss = flow_matching_loss(v, x0, noise, t, weighting=self.p.get("loss_weighting", "none"), shift=float(self.p.shift))
+        return {"loss": loss}
+
+    @torch.no_grad()
+    def sample(self, prompts: list[str], num_frames: int, seed: int = 0) -> Tensor:
+        """Many-step AR sampling: Euler with CFG per block, clean context in the KV cache."""
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        noise = torch.randn((len(prompts), *self.latent_shape(num_frames)), generator=gen, device=self.device)
+        cond = self.condition(prompts)
+        steps = euler_timesteps(int(self.p.sample_steps), shift=float(self.p.sample_shift))[:-1]
+        window = self.p.get("local_window")
+        return generate(
+            self.sampling_generator(),
+            noise,
+            cond,
+            frames_per_block=int(self.p.frames_per_block),
+            timesteps=steps.tolist(),
+            stochastic=False,
+            guidance_scale=float(self.p.guidance_scale),
+            cache_frames=int(window) if window is not None else num_frames,
+        )

@@ -1,0 +1,90 @@
+"""Turn a composed config into a validated, resumable Lightning run.
+
+Everything that can be wrong with a run is checked here before the trainer exists: the
+paradigm's own constraints (frames per block, objective), the checkpoint to resume, and the run
+directory (a fresh run never overwrites an earlier run's checkpoints).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from forcing.errors import ConfigError
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    """The run directory: `${paths.runs}/${name}`, the same on every rank."""
+    return Path(cfg.paths.runs) / str(cfg.name)
+
+
+def paradigm_class(cfg: DictConfig) -> type[L.LightningModule]:
+    """The LightningModule class named by `paradigm._target_`."""
+    try:
+        return get_class(cfg.paradigm._target_)
+    except Exception as err:  # noqa: BLE001 - any import failure is a config error here
+        raise ConfigError(f"paradigm._target_={cfg.paradigm._target_!r} cannot be imported: {err}") from err
+
+
+def resolve_ckpt_path(cfg: DictConfig, run_dir: Path) -> str | None:
+    """Map `ckpt_path` (null | auto | path) to a checkpoint file, refusing to overwrite a run."""
+    ckpt_dir = run_dir / "checkpoints"
+    existing = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
+    spec = cfg.get("ckpt_path")
+    if spec is None:
+        if existing:
+            raise ConfigError(
+                f"{run_dir} already holds checkpoints of an earlier run: resume it with ckpt_path=auto "
+                f"or start another with name=<new name>"
+            )
+        return None
+    if spec == "auto":
+        last = ckpt_dir / "last.ckpt"
+        path = last if last.is_file() else (existing[-1] if existing else None)
+        if path is None:
+            return None
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"ckpt_path={spec} does not exist")
+    check_checkpoint_file(path)
+    return str(path)
+
+
+def check_checkpoint_file(path: Path) -> None:
+    """Fail early on a truncated or corrupt checkpoint (torch checkpoints are zip archives)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.namelist()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ConfigError(f"checkpoint {path} is corrupt or truncated ({err})") from err
+
+
+def launch(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
+    """Validate `cfg`, build datamodule, module and trainer, and fit. Returns the trainer."""
+    from lightning_modules.trainer import build_trainer
+    from datamodules import build_datamodule
+
+    cls = paradigm_class(cfg)
+    cls.validate_config(cfg)
+    run_dir = run_dir_of(cfg)
+    ckpt_path = resolve_ckpt_path(cfg, run_dir)
+    prepare = getattr(cls, "prepare_prerequisites", None)
+    if prepare is not None:
+        prepare(cfg)
+
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    module = cls(cfg)
+    trainer = build_trainer(cfg, run_dir, extra_callbacks)
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if cfg.get("train", True):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    return trainer

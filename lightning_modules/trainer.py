@@ -1,0 +1,74 @@
+"""Build the Lightning Trainer from the `trainer`, `hardware`, `logger` and `callbacks` groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import ModelParallelStrategy
+from omegaconf import DictConfig
+
+from callbacks.samples import SampleVideos
+
+
+def build_strategy(hw: DictConfig) -> str | ModelParallelStrategy:
+    """`auto` or FSDP2 (`fully_shard` per block in `configure_model`) over all processes."""
+    if hw.strategy == "auto":
+        return "auto"
+    if hw.strategy == "fsdp2":
+        world = int(hw.devices) * int(hw.num_nodes)
+        return ModelParallelStrategy(
+            data_parallel_size=world,
+            tensor_parallel_size=1,
+            save_distributed_checkpoint=world > 8,  # small runs: one consolidated file
+            process_group_backend="gloo" if hw.accelerator == "cpu" else None,
+        )
+    raise ValueError(f"unknown hardware.strategy {hw.strategy!r} (auto | fsdp2)")
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
+    """The Trainer: TensorBoard in the run directory, step checkpoints, sample videos."""
+    tcfg, hw, cbs = cfg.trainer, cfg.hardware, cfg.callbacks
+    logger = TensorBoardLogger(save_dir=str(run_dir.parent), name=run_dir.name, version="", default_hp_metric=False)
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(
+            dirpath=str(run_dir / "checkpoints"),
+            filename="step{step:06d}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=int(cbs.checkpoint_every_n_steps),
+            save_top_k=-1,
+            save_last=True,
+        ),
+        SampleVideos(
+            every_n_steps=int(cbs.samples_every_n_steps),
+            num_samples=int(cbs.num_samples),
+            fps=int(cbs.sample_fps),
+            out_dir=run_dir / "samples",
+        ),
+        LearningRateMonitor(logging_interval="step"),
+        *extra_callbacks,
+    ]
+    return L.Trainer(
+        accelerator=hw.accelerator,
+        devices=hw.devices,
+        num_nodes=hw.num_nodes,
+        strategy=build_strategy(hw),
+        precision=hw.precision,
+        max_steps=int(tcfg.max_steps),
+        accumulate_grad_batches=int(tcfg.accumulate_grad_batches),
+        log_every_n_steps=int(tcfg.log_every_n_steps),
+        val_check_interval=int(tcfg.val_check_interval),
+        check_val_every_n_epoch=None,
+        limit_val_batches=tcfg.limit_val_batches,
+        num_sanity_val_steps=int(tcfg.num_sanity_val_steps),
+        fast_dev_run=bool(tcfg.fast_dev_run),
+        enable_progress_bar=bool(tcfg.enable_progress_bar),
+        deterministic=bool(tcfg.deterministic),
+        logger=logger,
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        use_distributed_sampler=False,  # the datamodule gives each rank its own seed stream
+    )

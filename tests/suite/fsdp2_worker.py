@@ -1,0 +1,33 @@
+"""Run one fast step of each named experiment under FSDP2 (launched by torchrun, 2 gloo ranks).
+
+usage: torchrun --nproc_per_node 2 tests/suite/fsdp2_worker.py OUT.json TMPDIR EXPERIMENT [...]
+Rank 0 writes {experiment: first-step loss on rank 0} to OUT.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from lightning_modules.launch import launch  # noqa: E402
+from tests.suite.helpers import LossRecorder, compose_run, fast_overrides  # noqa: E402
+
+
+def main() -> None:
+    out, tmp, *experiments = sys.argv[1:]
+    losses: dict[str, float] = {}
+    for name in experiments:
+        cfg = compose_run(f"experiment={name}", "hardware=cpu_fsdp2", *fast_overrides(Path(tmp) / name))
+        recorder = LossRecorder()
+        launch(cfg, extra_callbacks=[recorder])
+        losses[name] = recorder.losses[0]
+    if int(os.environ.get("RANK", "0")) == 0:
+        Path(out).write_text(json.dumps(losses))
+
+
+if __name__ == "__main__":
+    main()

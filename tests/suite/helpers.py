@@ -1,0 +1,42 @@
+"""Compose the suite's Hydra config in-process and record per-step losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "conf"
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+def compose_run(*overrides: str) -> DictConfig:
+    """The config `python run.py <overrides>` would see."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("run", overrides=list(overrides), return_hydra_config=False)
+
+
+def fast_overrides(tmp: Path) -> list[str]:
+    """One tiny, fast step into tmp."""
+    return [
+        "debug=fast",
+        f"paths.runs={tmp / 'runs'}",
+        f"paths.artifacts={tmp / 'artifacts'}",
+    ]
+
+
+class LossRecorder(L.Callback):
+    """Collect `train/loss` of every optimiser step on this rank."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, *args: Any) -> None:  # noqa: D102
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None:
+            loss = trainer.callback_metrics.get("train/loss")
+        self.losses.append(float(loss))
