@@ -77,12 +77,22 @@ class Denoiser:
     ``guidance_scale != 1`` the conditional and unconditional predictions come from one forward over
     the batch ``[cond; uncond]``: per-sample tensor kwargs (``clean_x``, ``clean_t``) are doubled;
     a ``cache`` must then hold ``2B`` rows (cond first), or pass ``cache=(cond_cache, uncond_cache)``
-    to run two forwards instead. A plain wrapper, not an ``nn.Module``: it owns no parameters.
+    to run two forwards instead. ``batch_cfg=False`` always runs two forwards of ``B`` (half the peak
+    activation memory, e.g. for a 14B real score). A plain wrapper, not an ``nn.Module``: it owns no
+    parameters.
     """
 
-    def __init__(self, model: Callable[..., Any], guidance_scale: float = 1.0, **forward_kwargs: Any):
+    def __init__(
+        self,
+        model: Callable[..., Any],
+        guidance_scale: float = 1.0,
+        *,
+        batch_cfg: bool = True,
+        **forward_kwargs: Any,
+    ):
         self.model = model
         self.guidance_scale = float(guidance_scale)
+        self.batch_cfg = bool(batch_cfg)
         self.forward_kwargs = forward_kwargs
 
     def _forward(self, x_t: Tensor, t: Tensor, context: Tensor, kwargs: dict[str, Any]) -> Any:
@@ -99,9 +109,16 @@ class Denoiser:
             raise ValueError("return_hidden is not supported together with CFG")
         null = cond.null_context.expand_as(cond.context)
         cache = kwargs.get("cache", self.forward_kwargs.get("cache"))
-        if isinstance(cache, (tuple, list)):
-            v_cond = self._forward(x_t, t, cond.context, {**kwargs, "cache": cache[0]})
-            v_uncond = self._forward(x_t, t, null, {**kwargs, "cache": cache[1]})
+        if isinstance(cache, (tuple, list)) or not self.batch_cfg:
+            if cache is not None and not isinstance(cache, (tuple, list)):
+                raise ValueError("batch_cfg=False with a KV cache needs cache=(cond_cache, uncond_cache)")
+            kw_c, kw_u = (
+                (kwargs, kwargs)
+                if cache is None
+                else ({**kwargs, "cache": cache[0]}, {**kwargs, "cache": cache[1]})
+            )
+            v_cond = self._forward(x_t, t, cond.context, kw_c)
+            v_uncond = self._forward(x_t, t, null, kw_u)
         else:
             batch = x_t.shape[0]
             merged = {**self.forward_kwargs, **kwargs}

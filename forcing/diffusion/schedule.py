@@ -71,16 +71,17 @@ def training_grid(
 
 
 def sample_training_t(
-    batch: int,
+    batch: int | tuple[int, ...],
     shift: float = 5.0,
     min_t: float = 20.0,
     max_t: float = 980.0,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """Per-sample training timesteps ``[B]`` as in Self Forcing's DMD: integer t ~ U{min_t..max_t-1},
-    then the shift, then a clamp to [min_t, max_t]."""
-    t = torch.randint(int(min_t), int(max_t), (batch,), generator=generator, device=device).float()
+    """Training timesteps as in Self Forcing's DMD: integer t ~ U{min_t..max_t-1}, then the shift,
+    then a clamp to [min_t, max_t]. Shape ``[batch]`` (or ``batch`` itself when a tuple)."""
+    shape = (batch,) if isinstance(batch, int) else tuple(batch)
+    t = torch.randint(int(min_t), int(max_t), shape, generator=generator, device=device).float()
     if shift != 1.0:
         t = shift_t(t, shift)  # sigma' = k sigma / (1 + (k - 1) sigma)
     return t.clamp(min_t, max_t)
@@ -92,16 +93,22 @@ def sample_block_t(
     frames_per_block: int,
     shift: float = 5.0,
     grid: Tensor | None = None,
+    min_t: float = 0.0,
+    max_t: float = 1000.0,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Independent timestep per block, repeated over its frames: ``[B, num_blocks * frames_per_block]``.
 
     Each block draws a uniform index into ``grid`` (default: Wan's shifted 1000-point training grid,
-    as teacher / diffusion forcing do; pass e.g. the few-step list for ODE-init grid indices).
+    as teacher / diffusion forcing do; pass e.g. the few-step list for ODE-init grid indices),
+    restricted to the points in ``[min_t, max_t]``.
     """
     if grid is None:
         grid = training_grid(shift)
+    grid = grid[(grid >= min_t) & (grid <= max_t)]
+    if grid.numel() == 0:
+        raise ValueError(f"no grid point in [{min_t}, {max_t}]")
     grid = grid.to(device=device)
     idx = torch.randint(0, grid.numel(), (batch, num_blocks), generator=generator, device=device)
     return grid[idx].repeat_interleave(frames_per_block, dim=1)

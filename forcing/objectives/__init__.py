@@ -1,7 +1,7 @@
 """Training objectives: flow matching, ODE regression, consistency, and the distribution-matching
 objectives (DMD, SiD, GAN) behind one interface. No paradigm knowledge lives here."""
 
-from .base import DistributionMatching, critic_parameters, frozen
+from .base import DistributionMatching, critic_parameters, input_gradient_loss
 from .consistency import consistency_loss, sample_consistency_t, teacher_euler_step
 from .discriminator import DiscriminatorHeads, default_tap_blocks
 from .dmd import DMD, dmd_gradient
@@ -26,7 +26,7 @@ __all__ = [
     "dmd_gradient",
     "finite_difference_penalty",
     "flow_matching_loss",
-    "frozen",
+    "input_gradient_loss",
     "ode_regression_loss",
     "register_objective",
     "relativistic_loss",

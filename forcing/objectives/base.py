@@ -7,48 +7,40 @@ An objective knows no paradigm: it receives the generated video ``x_gen [B, C, F
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from ..diffusion.guidance import Conditioning, Denoiser
-from ..diffusion.schedule import shift_t
+from ..diffusion.schedule import sample_training_t
 
 TRange = tuple[Any, Any] | None
 
 
-@contextmanager
-def frozen(*modules: Any) -> Iterator[None]:
-    """Build graphs through ``modules`` without recording their parameters (only inputs carry grad).
+def input_gradient_loss(
+    fn: Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]], x: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Evaluate a scalar ``fn(x)`` through frozen networks; gradient to ``x`` only, none to any parameter.
 
-    Parameters that require grad are switched off for the duration and restored after, so a later
-    ``backward`` reaches the inputs but leaves the parameters' ``.grad`` untouched. Works with
-    non-reentrant activation checkpointing (the graph is fixed at forward time); reentrant
-    checkpointing would recompute with the parameters live again.
+    ``fn`` runs on a detached copy of ``x`` that requires grad; ``torch.autograd.grad`` takes
+    d fn / d x right here (the networks' graph is consumed and freed, their ``.grad`` untouched), and
+    the returned surrogate ``fn(x) + <x - sg[x], g>`` has the value of ``fn(x)`` and gradient ``g``
+    w.r.t. ``x`` (so it backpropagates into the generator). Unlike toggling ``requires_grad``, this
+    is safe under activation checkpointing and FSDP2. Without grad (or if ``x`` needs none) it just
+    evaluates ``fn``. Returns ``(surrogate, terms)``.
     """
-    params: list[nn.Parameter] = []
-    seen: set[int] = set()
-    for m in modules:
-        source = m.parameters() if hasattr(m, "parameters") else ()
-        for p in source:
-            if p.requires_grad and id(p) not in seen:
-                seen.add(id(p))
-                params.append(p)
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
-def flat_mean(x: Tensor) -> Tensor:
-    """Mean over every axis but the batch axis: ``[B, ...] -> [B]``."""
-    return x.reshape(x.shape[0], -1).mean(dim=1)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        with torch.no_grad():
+            return fn(x.detach())
+    leaf = x.detach().requires_grad_()
+    value, terms = fn(leaf)
+    if not value.requires_grad:  # fn does not depend on x
+        return value, terms
+    (g,) = torch.autograd.grad(value, leaf)
+    delta = x.to(g.dtype) - x.detach().to(g.dtype)  # zero-valued, carries x's graph
+    return value.detach() + (delta * g).sum().to(value.dtype), terms  # value fn(x), gradient g
 
 
 def logged(terms: dict[str, Tensor | float]) -> dict[str, Tensor]:
@@ -61,8 +53,8 @@ class DistributionMatching(nn.Module):
 
     Timesteps: per sample (shared over frames unless ``per_frame``), integer-uniform in
     ``[min_t, max_t)``, shifted by ``shift`` and clamped to ``[min_t, max_t]`` (Self Forcing's DMD).
-    A ``t_range=(lo, hi)`` (floats or ``[B]`` tensors, already in shifted-t space, e.g. the exit step's
-    ``[t_{s+1}, t_s]``) replaces that: t ~ U[lo, hi] intersected with ``[min_t, max_t]``, no shift.
+    A ``t_range=(lo, hi)`` (either order; floats or ``[B]`` tensors, already in shifted-t space, e.g.
+    the exit step's interval between adjacent few-step grid points) replaces that: t ~ U[lo, hi] intersected with ``[min_t, max_t]``, no shift.
 
     Class attributes let a paradigm validate compatibility: ``requires_real_data`` (the critic loss
     needs real videos) and ``critic_kind`` (``"score"``: the critic is a fake-score denoiser trained
@@ -72,21 +64,20 @@ class DistributionMatching(nn.Module):
     requires_real_data: ClassVar[bool] = False
     critic_kind: ClassVar[str] = "score"
 
-    def __init__(self, shift: float = 5.0, min_t: float = 20.0, max_t: float = 980.0, per_frame: bool = False):
+    def __init__(
+        self, shift: float = 5.0, min_t: float = 20.0, max_t: float = 980.0, per_frame: bool = False
+    ):
         super().__init__()
         self.shift = float(shift)
         self.min_t = float(min_t)
         self.max_t = float(max_t)
         self.per_frame = bool(per_frame)
 
-    def sample_t(
-        self, x: Tensor, t_range: TRange = None, generator: torch.Generator | None = None
-    ) -> Tensor:
+    def sample_t(self, x: Tensor, t_range: TRange = None, generator: torch.Generator | None = None) -> Tensor:
         """Critic / score timesteps for a ``[B, C, F, H, W]`` batch: ``[B]`` (or ``[B, F]`` if per_frame)."""
         shape = (x.shape[0], x.shape[2]) if self.per_frame else (x.shape[0],)
         if t_range is None:
-            u = torch.randint(int(self.min_t), int(self.max_t), shape, generator=generator, device=x.device)
-            return shift_t(u.float(), self.shift).clamp(self.min_t, self.max_t)  # shift then clamp
+            return sample_training_t(shape, self.shift, self.min_t, self.max_t, generator, x.device)
         lo = torch.as_tensor(t_range[0], dtype=torch.float32, device=x.device).clamp(self.min_t, self.max_t)
         hi = torch.as_tensor(t_range[1], dtype=torch.float32, device=x.device).clamp(self.min_t, self.max_t)
         lo, hi = torch.minimum(lo, hi), torch.maximum(lo, hi)

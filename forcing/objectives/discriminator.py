@@ -43,7 +43,9 @@ class DiscriminatorHeads(nn.Module):
         heads = num_heads or _num_heads(dim)
         self.registers = nn.Parameter(torch.randn(num_taps, num_registers, dim) * dim**-0.5)
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(num_taps))
-        self.attn = nn.ModuleList(nn.MultiheadAttention(dim, heads, batch_first=True) for _ in range(num_taps))
+        self.attn = nn.ModuleList(
+            nn.MultiheadAttention(dim, heads, batch_first=True) for _ in range(num_taps)
+        )
         features = num_taps * num_registers * dim
         hidden = hidden or dim
         self.mlp = nn.Sequential(

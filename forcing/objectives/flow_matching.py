@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..diffusion.flow import add_noise, sigma_from_t, velocity_target
 from ..diffusion.guidance import Conditioning, Denoiser
+from ..diffusion.schedule import wan_timestep_weight
 
 ModelFn = Denoiser | Callable[[Tensor, Tensor], Tensor]
 
@@ -37,7 +38,7 @@ def weighted_frame_mean(err: Tensor, weight: Tensor | None = None, mask: Tensor 
 
 
 def flow_matching_loss(
-    model: ModelFn,
+    model: ModelFn | Tensor,
     x0: Tensor,
     t: Tensor,
     noise: Tensor,
@@ -45,24 +46,44 @@ def flow_matching_loss(
     *,
     weight: Tensor | None = None,
     mask: Tensor | None = None,
+    weighting: str | None = None,
+    shift: float = 5.0,
     **forward_kwargs: Any,
 ) -> Tensor:
     """Flow-matching MSE between the predicted velocity at x_t and v = eps - x0.
 
-    ``model`` is a :class:`Denoiser` (called as ``model.velocity(x_t, t, cond, **forward_kwargs)``) or
-    any ``fn(x_t, t, **forward_kwargs) -> v``. ``t`` is ``[B]`` or ``[B, F]``. ``weight`` (e.g.
-    :func:`~forcing.diffusion.wan_timestep_weight`) and ``mask`` (1 = frame counts) are ``[B]`` or
-    ``[B, F]``; the loss is the weighted per-frame MSE averaged over unmasked frames, in float32.
+    ``model`` is a :class:`Denoiser` (called as ``model.velocity(x_t, t, cond, **forward_kwargs)``),
+    any ``fn(x_t, t, **forward_kwargs) -> v``, or an already computed velocity tensor (made at
+    ``x_t = add_noise(x0, noise, t / 1000)``). ``t`` is ``[B]`` or ``[B, F]``. ``weight`` and
+    ``mask`` (1 = frame counts) are ``[B]`` or ``[B, F]``; ``weighting="wan"`` multiplies in Wan's
+    bell-shaped weight of ``t`` on the ``shift`` grid. The loss is the weighted per-frame MSE averaged
+    over unmasked frames, in float32.
     """
-    x_t = add_noise(x0, noise, sigma_from_t(t))  # x_t = (1 - sigma) x0 + sigma eps
-    if isinstance(model, Denoiser):
-        if cond is None:
-            raise ValueError("a Denoiser needs cond")
-        v = model.velocity(x_t, t, cond, **forward_kwargs)
+    if t.dim() > 2:
+        raise ValueError(
+            f"t must be [B] or [B, F], got shape {tuple(t.shape)}: the order is (model_or_v, x0, t, noise)"
+        )
+    if isinstance(model, Tensor):
+        v = model
     else:
-        v = model(x_t, t, **forward_kwargs)
+        x_t = add_noise(x0, noise, sigma_from_t(t))  # x_t = (1 - sigma) x0 + sigma eps
+        if isinstance(model, Denoiser):
+            if cond is None:
+                raise ValueError("a Denoiser needs cond")
+            v = model.velocity(x_t, t, cond, **forward_kwargs)
+        else:
+            v = model(x_t, t, **forward_kwargs)
     target = velocity_target(x0, noise)  # v = eps - x0
     err = per_frame_mean((v.float() - target.float()) ** 2)
+    if weighting not in (None, "none"):
+        if weighting != "wan":
+            raise ValueError(f"unknown weighting {weighting!r}: 'none' | 'wan'")
+        wan = wan_timestep_weight(t, shift)  # Wan / DiffSynth bell-shaped timestep weight
+        weight = (
+            wan
+            if weight is None
+            else _as_frames(weight, err.shape, err.device) * _as_frames(wan, err.shape, err.device)
+        )
     return weighted_frame_mean(err, weight, mask)
 
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..diffusion.flow import add_noise, sigma_from_t
 from ..diffusion.guidance import Conditioning, Denoiser
-from .base import DistributionMatching, TRange, frozen, logged
+from .base import DistributionMatching, TRange, input_gradient_loss, logged
 from .discriminator import DiscriminatorHeads, default_tap_blocks
 
 
@@ -33,8 +33,8 @@ class GANObjective(DistributionMatching):
     Real and fake are noised to the same per-sample critic t (from ``t_range`` when the paradigm
     passes the exit step's interval). Critic loss = relativistic D loss + r_lambda (R1 + R2), R1/R2
     by finite differences with perturbation ``r_sigma`` on noisy real / fake; generator loss =
-    relativistic G loss with the trunk and heads frozen. The heads are this module's parameters:
-    put ``objective.parameters()`` in the critic optimiser. The public code divides the finite
+    relativistic G loss with the gradient taken w.r.t. the generated video only. The heads are this
+    module's parameters: put ``objective.parameters()`` in the critic optimiser. The public code divides the finite
     difference by sigma (sigma 0.01); here it does not (paper: sigma 0.05, lambda 30).
     """
 
@@ -61,12 +61,16 @@ class GANObjective(DistributionMatching):
         self.r_lambda = float(r_lambda)
         self.concat_forwards = bool(concat_forwards)
 
-    def discriminate(self, critic: Denoiser, xs: Sequence[Tensor], t: Tensor, cond: Conditioning) -> list[Tensor]:
+    def discriminate(
+        self, critic: Denoiser, xs: Sequence[Tensor], t: Tensor, cond: Conditioning
+    ) -> list[Tensor]:
         """Logits ``[B]`` for each noisy batch in ``xs`` (all at timestep ``t``), one trunk forward if concat."""
         if not self.concat_forwards or len(xs) == 1:
             return [self.heads(critic.velocity_and_hidden(x, t, cond, self.tap_blocks)[1]) for x in xs]
         n = len(xs)
-        _, hidden = critic.velocity_and_hidden(torch.cat(list(xs), 0), torch.cat([t] * n, 0), cond.repeat(n), self.tap_blocks)
+        _, hidden = critic.velocity_and_hidden(
+            torch.cat(list(xs), 0), torch.cat([t] * n, 0), cond.repeat(n), self.tap_blocks
+        )
         return list(self.heads(hidden).chunk(n, dim=0))
 
     def _noisy_pair(
@@ -94,10 +98,14 @@ class GANObjective(DistributionMatching):
         t, fake_t, real_t = self._noisy_pair(x_gen, real, t_range, generator)
         with torch.no_grad():
             (d_real,) = self.discriminate(critic, [real_t], t, cond)
-        with frozen(critic, self):
-            (d_fake,) = self.discriminate(critic, [fake_t], t, cond)
-        loss = relativistic_loss(d_fake, d_real)
-        return logged({"loss": loss, "d_real": d_real.mean(), "d_fake": d_fake.mean(), "generator_t": t.float().mean()})
+
+        def g_loss(fake_in: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+            (d_fake,) = self.discriminate(critic, [fake_in], t, cond)
+            return relativistic_loss(d_fake, d_real), {"d_fake": d_fake.detach().mean()}
+
+        # gradient to x_gen only: trunk and heads get none
+        loss, terms = input_gradient_loss(g_loss, fake_t)
+        return logged({"loss": loss, "d_real": d_real.mean(), **terms, "generator_t": t.float().mean()})
 
     def critic_loss(
         self,
@@ -115,7 +123,9 @@ class GANObjective(DistributionMatching):
         t, fake_t, real_t = self._noisy_pair(x, real, t_range, generator)
         real_p = real_t + self.r_sigma * self.noise_like(real_t, generator)  # x_t + sigma eps
         fake_p = fake_t + self.r_sigma * self.noise_like(fake_t, generator)
-        d_real, d_fake, d_real_p, d_fake_p = self.discriminate(critic, [real_t, fake_t, real_p, fake_p], t, cond)
+        d_real, d_fake, d_real_p, d_fake_p = self.discriminate(
+            critic, [real_t, fake_t, real_p, fake_p], t, cond
+        )
         d_loss = relativistic_loss(d_real, d_fake)
         r1 = finite_difference_penalty(d_real, d_real_p)
         r2 = finite_difference_penalty(d_fake, d_fake_p)

@@ -1,0 +1,109 @@
+"""GAN: relativistic pairing signs, finite-difference R1/R2, heads, gradient routing."""
+
+import pytest
+import torch
+
+from forcing.diffusion import Conditioning, Denoiser
+from forcing.objectives import (
+    DiscriminatorHeads,
+    GANObjective,
+    build_objective,
+    default_tap_blocks,
+    finite_difference_penalty,
+    relativistic_loss,
+)
+
+
+def _setup(toys, b=2):
+    gen, critic_net = toys.Generator(), toys.Backbone(num_layers=4, seed=1)
+    cond = Conditioning(torch.randn(b, 5, 4))
+    z, real = torch.randn(b, 2, 3, 2, 2), torch.randn(b, 2, 3, 2, 2)
+    obj = GANObjective(dim=critic_net.dim, num_layers=4, num_registers=2)
+    return obj, gen, critic_net, cond, z, real
+
+
+def test_tap_blocks_default_and_registry():
+    assert default_tap_blocks(30) == (13, 21, 29)
+    assert default_tap_blocks(4) == (1, 2, 3)
+    assert default_tap_blocks(40)[-1] == 39 and len(default_tap_blocks(40)) == 3
+    obj = build_objective("gan", dim=8, num_layers=4)
+    assert isinstance(obj, GANObjective) and obj.tap_blocks == (1, 2, 3)
+    assert obj.requires_real_data and obj.critic_kind == "discriminator"
+    assert not build_objective("dmd").requires_real_data and build_objective("sid").critic_kind == "score"
+    with pytest.raises(ValueError):
+        build_objective("nope")
+
+
+def test_relativistic_sign():
+    hi, lo = torch.tensor([2.0, 3.0]), torch.tensor([-1.0, 0.0])
+    assert relativistic_loss(hi, lo) < relativistic_loss(lo, hi)  # D prefers real -> lower D loss
+    assert relativistic_loss(hi, lo).item() == pytest.approx(
+        torch.nn.functional.softplus(-torch.tensor([3.0, 3.0])).mean().item()
+    )
+
+
+def test_objective_orientation(toys, monkeypatch):
+    obj, gen, critic_net, cond, z, real = _setup(toys)
+    real_logit, fake_logit = torch.full((2,), 3.0), torch.full((2,), -3.0)
+
+    def fake_discriminate(critic, xs, t, cond):
+        # inputs are ordered [real, fake, real + sigma eps, fake + sigma eps] or singletons
+        return [real_logit if x.data_ptr() == id_real[0] else fake_logit for x in xs]
+
+    id_real = [None]
+    orig = obj._noisy_pair
+
+    def noisy_pair(*a, **k):
+        t, fake_t, real_t = orig(*a, **k)
+        id_real[0] = real_t.data_ptr()
+        return t, fake_t, real_t
+
+    monkeypatch.setattr(obj, "_noisy_pair", noisy_pair)
+    monkeypatch.setattr(obj, "discriminate", fake_discriminate)
+    d = obj.critic_loss(gen(z), cond, critic=Denoiser(critic_net), real=real)
+    g = obj.generator_loss(gen(z), cond, critic=Denoiser(critic_net), real=real)
+    sp = torch.nn.functional.softplus
+    assert d["d_loss"].item() == pytest.approx(sp(torch.tensor(-6.0)).item(), rel=1e-5)
+    assert g["loss"].item() == pytest.approx(sp(torch.tensor(6.0)).item(), rel=1e-5)
+
+
+def test_finite_difference_penalty_zero_for_constant_d(toys):
+    obj, gen, critic_net, cond, z, real = _setup(toys)
+    out = obj.critic_loss(gen(z), cond, critic=Denoiser(critic_net), real=real)
+    assert out["r1"] > 0 and out["r2"] > 0
+    with torch.no_grad():
+        obj.heads.mlp[-1].weight.zero_()  # logit = bias: D is constant
+    const = obj.critic_loss(gen(z), cond, critic=Denoiser(critic_net), real=real)
+    assert const["r1"].item() == 0.0 and const["r2"].item() == 0.0
+    assert finite_difference_penalty(torch.ones(3), torch.ones(3)).item() == 0.0
+
+
+def test_heads_shape_and_concat_equivalence(toys):
+    heads = DiscriminatorHeads(dim=8, num_taps=3, num_registers=2)
+    assert heads([torch.randn(5, 7, 8)] * 3).shape == (5,)
+    obj, gen, critic_net, cond, z, real = _setup(toys)
+    x1, x2, t = torch.randn(2, 2, 3, 2, 2), torch.randn(2, 2, 3, 2, 2), torch.tensor([300.0, 700.0])
+    together = obj.discriminate(Denoiser(critic_net), [x1, x2], t, cond)
+    obj.concat_forwards = False
+    apart = obj.discriminate(Denoiser(critic_net), [x1, x2], t, cond)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(together, apart))
+
+
+def test_gan_gradient_routing_and_t_range(toys):
+    obj, gen, critic_net, cond, z, real = _setup(toys)
+    critic = Denoiser(critic_net)
+    with pytest.raises(ValueError):
+        obj.generator_loss(gen(z), cond, critic=critic)
+    out = obj.generator_loss(gen(z), cond, critic=critic, real=real, t_range=(600.0, 700.0))
+    assert torch.isfinite(out["loss"]) and 600 <= out["generator_t"].item() <= 700
+    out["loss"].backward()
+    assert gen.mix.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in [*critic_net.parameters(), *obj.parameters()])
+    assert all(p.requires_grad for p in [*critic_net.parameters(), *obj.parameters()])
+    gen.zero_grad(set_to_none=True)
+    crit = obj.critic_loss(gen(z), cond, critic=critic, real=real, t_range=(600.0, 700.0))
+    assert torch.isfinite(crit["loss"])
+    crit["loss"].backward()
+    assert gen.mix.weight.grad is None
+    assert critic_net.blocks[0].weight.grad.abs().sum() > 0
+    assert obj.heads.registers.grad.abs().sum() > 0 and obj.heads.mlp[-1].weight.grad.abs().sum() > 0
