@@ -114,7 +114,11 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, Any], prefer: str 
     source = detect_layout(sd)
     origin: dict[str, str] = {}
     if source != target:
-        converted = wan_to_diffusers(sd, strict=False) if target == "diffusers" else diffusers_to_wan(sd, strict=False)
+        converted = (
+            wan_to_diffusers(sd, strict=False)
+            if target == "diffusers"
+            else diffusers_to_wan(sd, strict=False)
+        )
         origin = dict(zip(converted, sd))  # conversion keeps key order
         sd = converted
     header = f"cannot load a {source}-layout checkpoint into {type(model).__name__} ({target} layout):"
@@ -162,24 +166,39 @@ def load_pretrained(
     ``gradient_checkpointing=True``; architecture changes make the strict load fail). Weights may be
     in either layout, sharded, or a Self Forcing / Causal Forcing training checkpoint (``prefer``
     picks the network: ``generator_ema`` if present, else ``generator``). ``allow_pickle`` lets
-    ``torch.load`` unpickle arbitrary objects (trusted files only). ``dtype`` casts the loaded model
-    (default: the model's own float32 parameters, so bf16 weights are upcast exactly).
+    ``torch.load`` unpickle arbitrary objects (trusted files only). ``dtype`` is the parameter dtype
+    of the returned model (default float32: bf16 weights are upcast exactly); the weights are cast
+    while loading, so ``dtype=torch.bfloat16`` never holds a float32 copy of the model.
     """
-    from forcing.models.wan import CausalWanModel
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint path not found: {path}")
     config = _model_config(path, preset, overrides)
     sd = read_state_dict(path, prefer=prefer, allow_pickle=allow_pickle)
-    model = CausalWanModel(config)
+    model = _empty_model(config, dtype)
     try:
         load_state_dict_strict(model, sd)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
-    if dtype is not None:
-        model = model.to(dtype)
     return model
+
+
+def _empty_model(config: Any, dtype: torch.dtype | None) -> CausalWanModel:
+    """A CPU model whose parameters are about to be overwritten: skip the random init when safe.
+
+    Built on the meta device and materialised uninitialised (seconds instead of minutes for 14B);
+    the strict load then writes every parameter. A model with buffers (possibly non-persistent,
+    hence not in any checkpoint) is built normally instead, so that they hold real values.
+    """
+    from forcing.models.wan import CausalWanModel
+
+    with torch.device("meta"):
+        model = CausalWanModel(config)
+    if next(model.buffers(), None) is None:
+        model = model.to_empty(device="cpu")
+    else:
+        model = CausalWanModel(config)
+    return model if dtype is None else model.to(dtype)
 
 
 def save_pretrained(model: nn.Module, folder: str | Path, layout: Layout = "wan") -> Path:
@@ -191,6 +210,8 @@ def save_pretrained(model: nn.Module, folder: str | Path, layout: Layout = "wan"
     """
     config = getattr(model, "config", None)
     if not hasattr(config, "to_dict"):
-        raise TypeError(f"save_pretrained needs a model with a WanConfig on .config, got {type(model).__name__}")
+        raise TypeError(
+            f"save_pretrained needs a model with a WanConfig on .config, got {type(model).__name__}"
+        )
     sd = convert_layout(model.state_dict(), layout, strict=True)
     return write_folder(sd, folder, config_to_json(config.to_dict(), layout))

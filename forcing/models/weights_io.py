@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
-        raise CheckpointError(f"cannot read safetensors file {path}: {exc}") from exc
+        raise CheckpointError(f"cannot read safetensors file {path}: {_why(exc)}") from exc
 
 
 def _torch_load(path: Path, weights_only: bool) -> Any:
@@ -75,25 +76,42 @@ def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> Any:
     try:
         return _torch_load(path, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
-            raise CheckpointError(f"cannot read checkpoint {path} (corrupt or not a torch file): {exc}") from exc
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if refused is None:
+            raise CheckpointError(
+                f"cannot read checkpoint {path} (corrupt or not a torch file): {_why(exc)}"
+            ) from exc
         if not allow_pickle:
             raise CheckpointError(
-                f"checkpoint {path} holds objects other than tensors and torch.load(weights_only=True) refused "
-                f"it; re-save it as a plain state dict, or pass allow_pickle=True if you trust the file"
+                f"checkpoint {path} pickles {refused.group(1)}, so torch.load(weights_only=True) refused it; "
+                f"re-save it as a plain dict of tensors, or pass allow_pickle=True if you trust the file"
             ) from exc
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path} (corrupt or not a torch file): {exc}") from exc
+        raise CheckpointError(
+            f"cannot read checkpoint {path} (corrupt or not a torch file): {_why(exc)}"
+        ) from exc
     try:
         return _torch_load(path, weights_only=False)
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        raise CheckpointError(f"cannot read checkpoint {path}: {_why(exc)}") from exc
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason: torch's own unpickler reason when there is one, else the first line."""
+    text = str(exc).strip()
+    inner = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(\n\n|\Z)", text, flags=re.S)
+    first = inner.group(1) if inner else (text.splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"
 
 
 def _resolve_folder(folder: Path) -> Path:
     """A diffusers pipeline folder keeps the transformer in ``transformer/``: descend into it."""
     sub = folder / "transformer"
-    own = [p for p in folder.iterdir() if p.is_file() and (p.suffix == ".safetensors" or p.suffix in _TORCH_SUFFIXES)]
+    own = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (p.suffix == ".safetensors" or p.suffix in _TORCH_SUFFIXES)
+    ]
     if not own and not (folder / CONFIG_NAME).is_file() and sub.is_dir():
         return sub
     return folder
@@ -105,7 +123,9 @@ def _shards_from_index(folder: Path) -> list[Path] | None:
         return None
     preferred = [p for p in indexes if p.name == WEIGHTS_NAME + ".index.json"]
     if len(indexes) > 1 and not preferred:
-        raise CheckpointError(f"several weight indexes in {folder}: {[p.name for p in indexes]}; point at one file")
+        raise CheckpointError(
+            f"several weight indexes in {folder}: {[p.name for p in indexes]}; point at one file"
+        )
     index = (preferred or indexes)[0]
     try:
         weight_map = json.loads(index.read_text())["weight_map"]
@@ -138,7 +158,9 @@ def find_weight_files(folder: str | Path) -> list[Path]:
             return files
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in _TORCH_SUFFIXES)
     if len(files) > 1:
-        raise CheckpointError(f"several checkpoint files in {folder}: {[p.name for p in files]}; point at one")
+        raise CheckpointError(
+            f"several checkpoint files in {folder}: {[p.name for p in files]}; point at one"
+        )
     if not files:
         raise CheckpointError(f"no weights (*.safetensors, *.pt, *.pth, *.bin, *.ckpt) in folder {folder}")
     return files
@@ -181,25 +203,44 @@ def read_state_dict(
         if not isinstance(sd, Mapping):
             raise CheckpointError(f"shard {file} is not a state dict")
         parts.append((file, dict(sd)))
-    return unwrap_checkpoint(_merge_shards(parts), prefer)
+    try:
+        return unwrap_checkpoint(_merge_shards(parts), prefer)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+
+
+def _standalone(tensor: torch.Tensor, seen: set[int]) -> torch.Tensor:
+    """A CPU tensor that owns its whole storage (safetensors refuses views and shared storage)."""
+    tensor = tensor.detach().to("cpu").contiguous()
+    storage = tensor.untyped_storage()
+    if storage.data_ptr() in seen or storage.nbytes() != tensor.numel() * tensor.element_size():
+        tensor = tensor.clone()
+    seen.add(tensor.untyped_storage().data_ptr())
+    return tensor
 
 
 def write_folder(sd: Mapping[str, torch.Tensor], folder: str | Path, config: Mapping[str, Any]) -> Path:
     """Write ``sd`` as ``diffusion_pytorch_model.safetensors`` and ``config`` as ``config.json``.
 
-    Tensors are saved contiguous and unshared (safetensors forbids aliasing). Returns the folder.
+    Refuses a folder that already holds other weight files (they would shadow or mix with the new
+    ones when read back). Returns the folder.
     """
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    seen: set[tuple[int, int]] = set()
-    tensors: dict[str, torch.Tensor] = {}
-    for key, value in sd.items():
-        tensor = value.detach().to("cpu").contiguous()
-        ident = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
-        tensors[key] = tensor.clone() if ident in seen and tensor.numel() else tensor
-        seen.add(ident)
+    others = [
+        p.name
+        for p in folder.iterdir()
+        if p.name != WEIGHTS_NAME
+        and (p.suffix in (".safetensors", *_TORCH_SUFFIXES) or p.name.endswith(".safetensors.index.json"))
+    ]
+    if others:
+        raise CheckpointError(
+            f"{folder} already holds other weights {sorted(others)}; save to an empty folder"
+        )
+    seen: set[int] = set()
+    tensors = {key: _standalone(value, seen) for key, value in sd.items()}
     save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
     (folder / CONFIG_NAME).write_text(json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
     return folder
@@ -251,7 +292,7 @@ def read_config_json(path: str | Path) -> dict[str, Any] | None:
 
 
 def config_format(raw: Mapping[str, Any]) -> Layout | None:
-    """"wan" for an original Wan ``config.json``, "diffusers" for a diffusers one, else None."""
+    """Say "wan" for an original Wan ``config.json``, "diffusers" for a diffusers one, else None."""
     if raw.get("_class_name") in _DIFFUSERS_CLASSES or "num_attention_heads" in raw:
         return "diffusers"
     if "dim" in raw and "num_heads" in raw:
@@ -269,10 +310,14 @@ def _from_diffusers(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     _require(raw, _DIFFUSERS_REQUIRED, where)
     for key in ("image_dim", "added_kv_proj_dim", "pos_embed_seq_len"):
         if raw.get(key) is not None:
-            raise CheckpointError(f"{where} sets {key}={raw[key]!r}: image conditioning (I2V) is not supported")
+            raise CheckpointError(
+                f"{where} sets {key}={raw[key]!r}: image conditioning (I2V) is not supported"
+            )
     raw = {**_DIFFUSERS_DEFAULTS, **raw}
     if raw["qk_norm"] != "rms_norm_across_heads":
-        raise CheckpointError(f"{where} sets qk_norm={raw['qk_norm']!r}; only 'rms_norm_across_heads' is supported")
+        raise CheckpointError(
+            f"{where} sets qk_norm={raw['qk_norm']!r}; only 'rms_norm_across_heads' is supported"
+        )
     heads = raw["num_attention_heads"]
     cfg = {"dim": heads * raw["attention_head_dim"], "num_heads": heads}
     cfg.update({ours: raw[theirs] for theirs, ours in _DIFFUSERS_RENAMES.items()})

@@ -52,7 +52,9 @@ class CheckpointError(ConfigError):
 def _attention_rules(wan: str, diffusers: str) -> list[tuple[str, str]]:
     rules = [(f"blocks.{{i}}.{wan}.{x}.{{p}}", f"blocks.{{i}}.{diffusers}.to_{x}.{{p}}") for x in "qkv"]
     rules.append((f"blocks.{{i}}.{wan}.o.{{p}}", f"blocks.{{i}}.{diffusers}.to_out.0.{{p}}"))
-    rules += [(f"blocks.{{i}}.{wan}.norm_{x}.{{p}}", f"blocks.{{i}}.{diffusers}.norm_{x}.{{p}}") for x in "qk"]
+    rules += [
+        (f"blocks.{{i}}.{wan}.norm_{x}.{{p}}", f"blocks.{{i}}.{diffusers}.norm_{x}.{{p}}") for x in "qk"
+    ]
     return rules
 
 
@@ -111,7 +113,9 @@ def _rename(key: str, table: list[tuple[re.Pattern[str], str]]) -> str | None:
     return None
 
 
-def _convert(sd: Mapping[str, Any], table: list[tuple[re.Pattern[str], str]], name: str, strict: bool) -> dict:
+def _convert(
+    sd: Mapping[str, Any], table: list[tuple[re.Pattern[str], str]], name: str, strict: bool
+) -> dict:
     out: dict[str, Any] = {}
     unknown: list[str] = []
     for key, value in sd.items():
@@ -183,7 +187,9 @@ def detect_layout(sd: Mapping[str, Any]) -> Layout:
         raise CheckpointError(
             f"state dict mixes original-Wan keys ({_preview(wan, 3)}) and diffusers keys ({_preview(diff, 3)})"
         )
-    raise CheckpointError(f"state dict has neither original-Wan nor diffusers Wan keys; first keys: {_preview(sd, 5)}")
+    raise CheckpointError(
+        f"state dict has neither original-Wan nor diffusers Wan keys; first keys: {_preview(sd, 5)}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -193,7 +199,9 @@ def detect_layout(sd: Mapping[str, Any]) -> Layout:
 #: Networks stored side by side in Self Forcing / Causal Forcing checkpoints, in order of preference.
 NETWORK_KEYS = ("generator_ema", "generator", "critic", "fake_score", "real_score")
 
-_WRAPPER_SEGMENTS = frozenset({"_fsdp_wrapped_module", "_orig_mod", "module", "_checkpoint_wrapped_module"})
+_WRAPPER_SEGMENTS = frozenset(
+    {"_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod", "_forward_module", "module"}
+)
 _LEADING_PREFIXES = ("model.", "diffusion_model.")
 _CONTAINER_KEYS = ("state_dict", "model_state_dict", "model")
 
@@ -211,9 +219,9 @@ def strip_wrapper_prefixes(sd: Mapping[str, Any]) -> dict[str, Any]:
     """Drop wrapper segments from every key.
 
     Removes the segments ``_fsdp_wrapped_module``, ``_checkpoint_wrapped_module``, ``_orig_mod``
-    (torch.compile) and ``module`` (DDP) wherever they occur, then leading ``model.`` and
-    ``diffusion_model.`` prefixes (Self Forcing's wrapper, ComfyUI single files). Two keys that
-    collapse to one name raise :class:`CheckpointError`.
+    (torch.compile), ``_forward_module`` (Lightning Fabric) and ``module`` (DDP) wherever they
+    occur, then leading ``model.`` and ``diffusion_model.`` prefixes (Self Forcing's wrapper,
+    ComfyUI single files). Two keys that collapse to one name raise :class:`CheckpointError`.
     """
     out: dict[str, Any] = {}
     for key, value in sd.items():
@@ -239,12 +247,12 @@ def _pick_network(names: Iterable[str], prefer: str) -> str | None:
     return None
 
 
-def _split_by_network(sd: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def _split_by_network(sd: Mapping[str, Any], prefer: str) -> dict[str, dict[str, Any]]:
     """Group a flat dict whose keys start with ``<network>.`` (e.g. a Lightning ``state_dict``)."""
     groups: dict[str, dict[str, Any]] = {}
     for key, value in sd.items():
         head, _, rest = key.partition(".")
-        if head in NETWORK_KEYS and rest:
+        if (head in NETWORK_KEYS or head == prefer) and rest:
             groups.setdefault(head, {})[rest] = value
     return groups
 
@@ -255,16 +263,19 @@ def unwrap_checkpoint(obj: Any, prefer: str = "generator_ema") -> dict[str, torc
     Accepts a plain state dict (returned with wrapper prefixes stripped), a Self Forcing / Causal
     Forcing dict ``{"generator": sd, "generator_ema": sd, "critic": sd, ...}``, a container
     ``{"state_dict": ...}`` / ``{"model": ...}``, or a flat dict whose keys start with a network
-    name (``generator.blocks.0...``). ``prefer`` picks the network: the default ``"generator_ema"``
-    falls back to ``"generator"`` when the checkpoint has no EMA (e.g. saved before EMA started);
-    any other name must exist. Keys lose their ``model.`` prefix and ``_fsdp_wrapped_module.`` /
-    ``_orig_mod.`` / ``module.`` segments.
+    name (``generator.blocks.0...``; keys of other modules are ignored). ``prefer`` picks the
+    network (one of :data:`NETWORK_KEYS` or any other top-level name): the default
+    ``"generator_ema"`` falls back to ``"generator"`` when the checkpoint has no EMA (saved before
+    EMA started); any other name must exist. Keys lose wrapper prefixes and segments
+    (:func:`strip_wrapper_prefixes`).
     """
     current = obj
     for _ in range(4):  # a few levels of nesting at most
         if not isinstance(current, Mapping):
-            raise CheckpointError(f"checkpoint is a {type(current).__name__}, not a state dict or a dict of them")
-        nets = [k for k in current if k in NETWORK_KEYS and isinstance(current[k], Mapping)]
+            raise CheckpointError(
+                f"checkpoint is a {type(current).__name__}, not a state dict or a dict of them"
+            )
+        nets = [k for k in current if k in (*NETWORK_KEYS, prefer) and isinstance(current[k], Mapping)]
         if nets:
             choice = _pick_network(nets, prefer)
             if choice is None:
@@ -272,8 +283,8 @@ def unwrap_checkpoint(obj: Any, prefer: str = "generator_ema") -> dict[str, torc
             current = current[choice]
             continue
         if is_state_dict(current):
-            groups = _split_by_network(current)
-            if groups and sum(len(g) for g in groups.values()) == len(current):
+            groups = _split_by_network(current, prefer)
+            if groups:  # other top-level modules of a training wrapper (heads, encoders) are ignored
                 current = groups
                 continue
             return strip_wrapper_prefixes(current)
