@@ -52,7 +52,8 @@ def _article(word: str) -> str:
 def describe(spec: ClipSpec) -> PromptDescription:
     """The attributes of `spec` that its prompt states."""
     shapes = tuple(
-        ShapeDescription(s.colour, s.kind, direction_name(*s.velocity), speed_name(s.speed)) for s in spec.shapes
+        ShapeDescription(s.colour, s.kind, direction_name(*s.velocity), speed_name(s.speed))
+        for s in spec.shapes
     )
     return PromptDescription(spec.background, shapes)
 
@@ -85,7 +86,9 @@ def parse_prompt(prompt: str) -> PromptDescription:
         nonlocal position
         word = words[position] if position < len(words) else "<end of prompt>"
         if word not in allowed:
-            raise ValueError(f"cannot parse prompt {prompt!r}: expected {expected} at word {position}, got {word!r}")
+            raise ValueError(
+                f"cannot parse prompt {prompt!r}: expected {expected} at word {position}, got {word!r}"
+            )
         position += 1
         return word
 
@@ -104,5 +107,7 @@ def parse_prompt(prompt: str) -> PromptDescription:
     background = take("a background colour", BACKGROUNDS)
     take("'background'", ("background",))
     if position != len(words):
-        raise ValueError(f"cannot parse prompt {prompt!r}: unexpected words after 'background': {words[position:]}")
+        raise ValueError(
+            f"cannot parse prompt {prompt!r}: unexpected words after 'background': {words[position:]}"
+        )
     return PromptDescription(background, tuple(shapes))

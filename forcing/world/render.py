@@ -37,7 +37,12 @@ def signed_distance(kind: str, dx: Tensor, dy: Tensor, radius: float) -> Tensor:
 
 
 def coverage(
-    spec: ClipSpec, num_frames: int, height: int = 32, width: int = 32, start_frame: int = 0, softness: float = 1.0
+    spec: ClipSpec,
+    num_frames: int,
+    height: int = 32,
+    width: int = 32,
+    start_frame: int = 0,
+    softness: float = 1.0,
 ) -> Tensor:
     """Per-shape coverage (alpha) before occlusion, [S, F, H, W] float32 in [0, 1].
 
@@ -59,7 +64,12 @@ def coverage(
 
 
 def render(
-    spec: ClipSpec, num_frames: int, height: int = 32, width: int = 32, start_frame: int = 0, softness: float = 1.0
+    spec: ClipSpec,
+    num_frames: int,
+    height: int = 32,
+    width: int = 32,
+    start_frame: int = 0,
+    softness: float = 1.0,
 ) -> Tensor:
     """Render frames [start_frame, start_frame + num_frames) of a clip as [3, F, H, W] in [-1, 1].
 

@@ -34,7 +34,9 @@ def state_at(
         "centres": centres.to(torch.float32),
         "velocities": velocities.to(torch.float32),
         "sizes": torch.tensor([shape.size * scale for shape in spec.shapes], dtype=torch.float32),
-        "colours": torch.tensor([COLOURS[shape.colour] for shape in spec.shapes], dtype=torch.float32).view(-1, 3),
+        "colours": torch.tensor([COLOURS[shape.colour] for shape in spec.shapes], dtype=torch.float32).view(
+            -1, 3
+        ),
         "background": torch.tensor(BACKGROUNDS[spec.background], dtype=torch.float32),
         "kinds": [shape.kind for shape in spec.shapes],
         "colour_names": [shape.colour for shape in spec.shapes],

@@ -1,0 +1,55 @@
+"""Factories building encoders and codecs from simple (Hydra) keyword arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from forcing.encoders.identity_codec import IdentityCodec
+from forcing.encoders.toy_text import ToyTextEncoder
+from forcing.errors import ConfigError
+
+
+def _options(cfg: Mapping[str, Any] | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    options = dict(cfg.items()) if cfg is not None else {}
+    options.update(overrides)
+    return options
+
+
+def build_text_encoder(cfg: Mapping[str, Any] | None = None, **overrides: Any) -> nn.Module:
+    """A frozen text encoder from `kind` and its options (a mapping and/or keyword arguments).
+
+    kind="toy": ToyTextEncoder(dim=64, max_length=24, seed=0);
+    kind="umt5": UMT5TextEncoder.from_pretrained(path, max_length=512, dtype=None).
+    """
+    options = _options(cfg, overrides)
+    kind = options.pop("kind", "toy")
+    if kind == "toy":
+        return ToyTextEncoder(**options)
+    if kind == "umt5":
+        from forcing.encoders.umt5 import UMT5TextEncoder
+
+        if options.get("path") is None:
+            raise ConfigError("text encoder kind='umt5' needs path=<local folder of the UMT5 encoder>")
+        return UMT5TextEncoder.from_pretrained(options.pop("path"), **options)
+    raise ConfigError(f"unknown text encoder kind {kind!r}; expected 'toy' or 'umt5'")
+
+
+def build_codec(cfg: Mapping[str, Any] | None = None, **overrides: Any) -> nn.Module:
+    """A frozen latent codec from `kind` and its options (a mapping and/or keyword arguments).
+
+    kind="identity": IdentityCodec(); kind="wan_vae": WanVAECodec.from_pretrained(path, dtype=None).
+    """
+    options = _options(cfg, overrides)
+    kind = options.pop("kind", "identity")
+    if kind == "identity":
+        return IdentityCodec(**options)
+    if kind == "wan_vae":
+        from forcing.encoders.wan_vae import WanVAECodec
+
+        if options.get("path") is None:
+            raise ConfigError("codec kind='wan_vae' needs path=<local folder of the Wan VAE>")
+        return WanVAECodec.from_pretrained(options.pop("path"), **options)
+    raise ConfigError(f"unknown codec kind {kind!r}; expected 'identity' or 'wan_vae'")
