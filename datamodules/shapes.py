@@ -76,10 +76,12 @@ class SeedStreamSampler(DistributedSampler):
         self.per_rank = self.epoch_length // world_size
         if self.per_rank == 0:
             raise ValueError(f"train_size={self.epoch_length} gives no clip to each of {world_size} ranks")
+        self.skip = 0  # clips of the current epoch already trained on (mid-epoch resume)
 
     def __iter__(self) -> Iterator[int]:
         start = self.epoch * self.epoch_length + self.rank
-        for j in range(self.per_rank):
+        skip, self.skip = self.skip, 0  # only the resumed epoch starts late
+        for j in range(skip, self.per_rank):
             yield train_seed(self.base_seed, start + j * self.num_replicas)
 
     def __len__(self) -> int:
@@ -137,6 +139,7 @@ class ShapesDataModule(L.LightningDataModule):
         self.train_size = train_size
         self.val_size = val_size
         self.num_workers = num_workers
+        self._resume_batches = 0
         self.save_hyperparameters()
 
     def prepare_data(self) -> None:
@@ -166,7 +169,20 @@ class ShapesDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Infinite-stream training clips, distinct per rank, worker and epoch."""
         sampler = self.train_sampler()
+        sampler.skip = self._resume_batches * self.batch_size
+        self._resume_batches = 0
         return self._loader(sampler.dataset, self.batch_size, sampler)
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in checkpoints: how many batches of the current epoch were trained on."""
+        trainer = self.trainer
+        if trainer is None:
+            return {"batches_in_epoch": 0}
+        return {"batches_in_epoch": int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume mid-epoch: the next training loader skips the batches already trained on."""
+        self._resume_batches = int(state.get("batches_in_epoch", 0))
 
     def val_dataloader(self) -> DataLoader:
         """The fixed validation clips, seeds 0..val_size-1 in order."""

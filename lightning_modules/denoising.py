@@ -43,7 +43,7 @@ class DenoisingModule(ForcingModule):
         noise = torch.randn(x0.shape, generator=gen, device=x0.device, dtype=x0.dtype)
         x_t = add_noise(x0, noise, sigma_from_t(t))
         v = self.generator(x_t, t, cond.context, **self.forward_kwargs(x0))
-        loss = flow_matching_loss(v, x0, noise, t, weighting=self.p.get("loss_weighting", "none"), shift=float(self.p.shift))
+        loss = flow_matching_loss(v, x0, t, noise, weighting=self.p.get("loss_weighting", "none"), shift=float(self.p.shift))
         return {"loss": loss}
 
     @torch.no_grad()

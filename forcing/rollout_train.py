@@ -1,0 +1,116 @@
+"""Generator rollouts of the distillation paradigms (training time).
+
+- `self_forcing`: Self Forcing Algorithm 1. One exit step s (shared by all blocks unless given
+  per block): denoising steps before s run under no_grad, step s runs with grad and its x0
+  prediction is the block's output; then a no-grad re-run at the context timestep writes the
+  block's clean K/V, so later blocks attend a cache without graph.
+- `teacher_forcing` (TF+DMD): the same few-step loop, but the cache holds ground-truth clean
+  blocks instead of the generator's own outputs.
+- `diffusion_forcing` (DF+DMD, CausVid): one parallel block-causal forward over noised real
+  video with an independent grid noise level per block; outputs are the x0 predictions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from forcing.diffusion.flow import add_noise, sigma_from_t
+from forcing.models import CausalWanModel, KVCache
+from forcing.rollout import tokens_per_frame
+
+
+@dataclass
+class Rollout:
+    """A generated video and how it was made."""
+
+    video: Tensor                 # [B, C, F, H, W]; grad only through exit-step outputs
+    exit_steps: list[int]         # per block: index into the timestep list of the grad step
+    timesteps: Sequence[float]    # the few-step grid used (t values, descending)
+
+    def t_range(self) -> tuple[float, float]:
+        """[t_{s}, t_{s-1}] of the (first block's) exit step: the critic's timestep interval for
+        a video generated at step s (GAN, REFERENCE §3); t_{-1} = 1000."""
+        s = self.exit_steps[0]
+        high = float(self.timesteps[s - 1]) if s > 0 else 1000.0
+        return float(self.timesteps[s]), high
+
+
+def _x0(model: CausalWanModel, x: Tensor, t: float, context: Tensor, **kw: object) -> Tensor:
+    """x0 prediction of one block: x0 = x_t - sigma v."""
+    t_vec = torch.full((x.shape[0],), float(t), device=x.device)
+    v = model(x, t_vec, context, **kw)
+    return x - sigma_from_t(t_vec).view(-1, 1, 1, 1, 1) * v
+
+
+def self_forcing(
+    model: CausalWanModel,
+    noise: Tensor,
+    context: Tensor,
+    *,
+    frames_per_block: int,
+    timesteps: Sequence[float],
+    exit_steps: Sequence[int],
+    cache_frames: int | None = None,
+    context_t: float = 0.0,
+    context_video: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Rollout:
+    """Roll out all blocks of `noise` [B, C, F, H, W] (Algorithm 1).
+
+    exit_steps: one entry per block (0-based index into `timesteps`).
+    cache_frames: KV capacity in frames (training-time attention window of §3.4); None = all.
+    context_video: if given, its blocks (ground truth) are written to the cache instead of the
+    generator's outputs (TF+DMD rollout).
+    """
+    b, _, frames, height, width = noise.shape
+    num_blocks = frames // frames_per_block
+    if len(exit_steps) != num_blocks:
+        raise ValueError(f"need one exit step per block ({num_blocks}), got {len(exit_steps)}")
+    cache = KVCache.for_model(
+        model, batch_size=b, capacity_frames=cache_frames or frames,
+        tokens_per_frame=tokens_per_frame(model, height, width), dtype=noise.dtype, device=noise.device,
+    )
+    outputs = []
+    for block, start in enumerate(range(0, frames, frames_per_block)):
+        kw = {"cache": cache, "start_frame": start}
+        x = noise[:, :, start : start + frames_per_block]
+        s = int(exit_steps[block])
+        with torch.no_grad():  # Alg. 1: steps before the exit step carry no graph
+            for i in range(s):
+                x0 = _x0(model, x, timesteps[i], context, **kw)
+                eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+                sigma_next = sigma_from_t(torch.full((b,), float(timesteps[i + 1]), device=x.device))
+                x = add_noise(x0, eps, sigma_next)
+        out = _x0(model, x, timesteps[s], context, **kw)  # Alg. 1: the exit step, with grad
+        outputs.append(out)
+        clean = out.detach() if context_video is None else context_video[:, :, start : start + frames_per_block]
+        with torch.no_grad():  # Alg. 1: re-run at the context timestep to write the clean K/V
+            model(clean, torch.full((b,), float(context_t), device=x.device), context, **kw)
+    return Rollout(torch.cat(outputs, dim=2), [int(s) for s in exit_steps], list(timesteps))
+
+
+def diffusion_forcing(
+    model: CausalWanModel,
+    real: Tensor,
+    context: Tensor,
+    *,
+    frames_per_block: int,
+    timesteps: Sequence[float],
+    generator: torch.Generator | None = None,
+) -> Rollout:
+    """CausVid's DF+DMD generator output: noise real video [B, C, F, H, W] to an independent grid
+    level per block and predict x0 with one block-causal forward."""
+    b, _, frames = real.shape[:3]
+    num_blocks = frames // frames_per_block
+    idx = torch.randint(0, len(timesteps), (b, num_blocks), generator=generator, device=real.device)
+    grid = torch.as_tensor(list(timesteps), device=real.device, dtype=real.dtype)
+    t = grid[idx].repeat_interleave(frames_per_block, dim=1)  # [B, F]
+    eps = torch.randn(real.shape, generator=generator, device=real.device, dtype=real.dtype)
+    x_t = add_noise(real, eps, sigma_from_t(t))
+    v = model(x_t, t, context, mode="block_causal", frames_per_block=frames_per_block)
+    video = x_t - sigma_from_t(t)[:, None, :, None, None] * v  # x0 = x_t - sigma v, per frame
+    return Rollout(video, [int(i) for i in idx[0].tolist()], list(timesteps))
