@@ -23,7 +23,9 @@ __all__ = ["SECTIONS", "main", "section", "time_call"]
 SECTIONS: dict[str, Callable[[argparse.Namespace], str]] = {}
 
 
-def section(name: str) -> Callable[[Callable[[argparse.Namespace], str]], Callable[[argparse.Namespace], str]]:
+def section(
+    name: str,
+) -> Callable[[Callable[[argparse.Namespace], str]], Callable[[argparse.Namespace], str]]:
     """Register a benchmark section under `name` (a function args -> markdown)."""
 
     def register(fn: Callable[[argparse.Namespace], str]) -> Callable[[argparse.Namespace], str]:
@@ -38,7 +40,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> tuple[float, float]:
+def time_call(
+    fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2
+) -> tuple[float, float]:
     """(median, min) wall time of `fn()` in seconds over `repeats` runs after `warmup` runs."""
     for _ in range(warmup):
         fn()
@@ -84,7 +88,8 @@ def bench_backbone(args: argparse.Namespace) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {n} | {b} | {c} | {ms:.1f} | {lo:.1f} | {mf:.1f} | {fps:.0f} |" for n, b, c, ms, lo, mf, fps in rows
+        f"| {n} | {b} | {c} | {ms:.1f} | {lo:.1f} | {mf:.1f} | {fps:.0f} |"
+        for n, b, c, ms, lo, mf, fps in rows
     ]
     return "\n".join(lines)
 

@@ -50,7 +50,11 @@ def shard_model(
         return model
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    policy = MixedPrecisionPolicy(param_dtype=to_dtype(param_dtype), reduce_dtype=to_dtype(reduce_dtype))
+    # Blocks cast their own inputs; casting the fp32 residual stream, modulation and RoPE at every
+    # block input would defeat the fp32 islands.
+    policy = MixedPrecisionPolicy(
+        param_dtype=to_dtype(param_dtype), reduce_dtype=to_dtype(reduce_dtype), cast_forward_inputs=False
+    )
     for block in model.blocks:
         fully_shard(block, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)

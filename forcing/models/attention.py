@@ -78,8 +78,13 @@ def _check_window(frames_per_block: int, local_window: int | None, sink_frames: 
 
 
 def _causal_frame_mask(
-    q_frames: torch.Tensor, k_frames: torch.Tensor, frames: int, frames_per_block: int,
-    local_window: int | None, sink_frames: int, strict: bool,
+    q_frames: torch.Tensor,
+    k_frames: torch.Tensor,
+    frames: int,
+    frames_per_block: int,
+    local_window: int | None,
+    sink_frames: int,
+    strict: bool,
 ) -> torch.Tensor:
     """[Fq, Fk] visibility of key frames `k_frames` for query frames `q_frames` (block-causal rule).
 
@@ -98,8 +103,12 @@ def _causal_frame_mask(
 
 @functools.lru_cache(maxsize=64)
 def frame_mask(
-    mode: str, frames: int, frames_per_block: int = 1, local_window: int | None = None,
-    sink_frames: int = 0, device: torch.device | None = None,
+    mode: str,
+    frames: int,
+    frames_per_block: int = 1,
+    local_window: int | None = None,
+    sink_frames: int = 0,
+    device: torch.device | None = None,
 ) -> torch.Tensor | None:
     """Frame-level boolean visibility [Fq, Fk] (True = attend) of a masked mode; None for bidirectional.
 
@@ -125,7 +134,7 @@ def frame_mask(
 
 
 def mask_kind(device: torch.device, backend: str = "auto") -> str:
-    """"flex" (BlockMask) on CUDA when available and allowed by `backend`, else "dense" (bool tensor)."""
+    """Mask representation for `device`: "flex" (BlockMask) on CUDA when allowed, else "dense" (bool)."""
     if backend == "flex" and not (flex_available() and device.type == "cuda"):
         raise RuntimeError("attention_backend='flex' needs FlexAttention and a CUDA device")
     if device.type == "cuda" and backend in ("auto", "flex") and flex_available():
@@ -133,10 +142,16 @@ def mask_kind(device: torch.device, backend: str = "auto") -> str:
     return "dense"
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)  # dense token masks can be large (N^2 bools): keep few
 def build_mask(
-    mode: str, frames: int, tokens_per_frame: int, frames_per_block: int = 1, local_window: int | None = None,
-    sink_frames: int = 0, device: torch.device | None = None, kind: str = "dense",
+    mode: str,
+    frames: int,
+    tokens_per_frame: int,
+    frames_per_block: int = 1,
+    local_window: int | None = None,
+    sink_frames: int = 0,
+    device: torch.device | None = None,
+    kind: str = "dense",
 ) -> Any:
     """Token-level attention mask of a masked mode (None for bidirectional), cached by its arguments.
 
@@ -159,7 +174,9 @@ def build_mask(
     return create_block_mask(mask_mod, B=None, H=None, Q_LEN=n, KV_LEN=n, device=device)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any = None, backend: str = "auto") -> torch.Tensor:
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any = None, backend: str = "auto"
+) -> torch.Tensor:
     """Scaled dot-product attention (softmax(q k^T / sqrt(d)) v) of q [B, Nq, H, d], k, v [B, Nk, H, d].
 
     `mask`: None, a bool tensor broadcastable to [B, H, Nq, Nk] (True = attend), or a BlockMask.
@@ -179,5 +196,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any = Non
         raise RuntimeError("attention_backend='flash' needs flash-attn and fp16/bf16 CUDA tensors")
     if use_flash:
         return _flash_attn_func(q, k, v)
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
+    out = F.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask
+    )
     return out.transpose(1, 2)  # [B, Nq, H, d]

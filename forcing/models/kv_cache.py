@@ -34,6 +34,11 @@ __all__ = ["CachePlan", "KVCache", "POSITION_MODES"]
 POSITION_MODES = ("absolute", "cache")
 
 
+def _version(t: torch.Tensor) -> int | None:
+    """In-place version counter of `t` (None for inference tensors, which do not track one)."""
+    return None if t.is_inference() else t._version
+
+
 def _runs(values: list[int]) -> list[tuple[int, int]]:
     """Group a list of ints into maximal runs of consecutive values: [(first, length), ...]."""
     runs: list[tuple[int, int]] = []
@@ -89,7 +94,7 @@ class KVCache:
     cross_keys: list[torch.Tensor | None] = field(default_factory=list)
     cross_values: list[torch.Tensor | None] = field(default_factory=list)
     context: torch.Tensor | None = None
-    context_version: int = -1
+    context_version: int | None = -1
 
     def __post_init__(self) -> None:
         if not self.keys or len(self.keys) != len(self.values):
@@ -197,7 +202,9 @@ class KVCache:
             raise ValueError(f"a block of {num_frames} frames does not fit the cache ring of {ring} frames")
         if local_window is not None:
             if local_window < num_frames:
-                raise ValueError(f"local_window ({local_window}) is shorter than the block ({num_frames} frames)")
+                raise ValueError(
+                    f"local_window ({local_window}) is shorter than the block ({num_frames} frames)"
+                )
             if local_window > ring:
                 raise ValueError(
                     f"local_window ({local_window}) exceeds the cache window ({ring} frames = capacity "
@@ -206,7 +213,8 @@ class KVCache:
         window = ring if local_window is None else local_window
         end = start_frame + num_frames
         visible = sorted(
-            f for f in self.slot_frames
+            f
+            for f in self.slot_frames
             if 0 <= f < start_frame and (f < self.sink_frames or f >= end - window)
         )
         read_slots = _runs([self.slot_of(f) for f in visible])
@@ -259,13 +267,15 @@ class KVCache:
         """True when the cross-attention K/V were computed from this very tensor (unchanged since)."""
         return (
             self.context is context
-            and self.context_version == context._version
+            and self.context_version == _version(context)
             and all(k is not None for k in self.cross_keys)
         )
 
-    def set_context(self, context: torch.Tensor, keys: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+    def set_context(
+        self, context: torch.Tensor, keys: list[torch.Tensor], values: list[torch.Tensor]
+    ) -> None:
         """Keep the cross-attention K/V (detached) of `context` for every layer."""
         self.cross_keys = [k.detach() for k in keys]
         self.cross_values = [v.detach() for v in values]
         self.context = context
-        self.context_version = context._version
+        self.context_version = _version(context)

@@ -43,7 +43,9 @@ def rope_cos_sin(
     d_t, d_h, d_w = rope_axis_dims(head_dim)
     num_frames = frame_positions.shape[0]
     # angle = position * omega, in float64 so that large positions keep full precision.
-    ang_t = torch.outer(frame_positions.to(torch.float64), _inverse_frequencies(d_t, theta, device))  # [F, d_t/2]
+    ang_t = torch.outer(
+        frame_positions.to(torch.float64), _inverse_frequencies(d_t, theta, device)
+    )  # [F, d_t/2]
     ang_h = torch.outer(
         torch.arange(height, dtype=torch.float64, device=device), _inverse_frequencies(d_h, theta, device)
     )  # [H, d_h/2]
