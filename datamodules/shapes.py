@@ -69,9 +69,12 @@ class SeedStreamSampler(DistributedSampler):
     calls `set_epoch` every epoch; it yields clip seeds, not dataset positions.
     """
 
-    def __init__(self, dataset: ShapesClips, base_seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, dataset: ShapesClips, base_seed: int, rank: int = 0, world_size: int = 1, batch_size: int = 1
+    ) -> None:
         super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=False, drop_last=True)
         self.base_seed = base_seed
+        self.batch_size = batch_size
         self.epoch_length = len(dataset)
         self.per_rank = self.epoch_length // world_size
         if self.per_rank == 0:
@@ -79,10 +82,14 @@ class SeedStreamSampler(DistributedSampler):
         self.skip = 0  # clips of the current epoch already trained on (mid-epoch resume)
 
     def __iter__(self) -> Iterator[int]:
-        start = self.epoch * self.epoch_length + self.rank
+        # Global batch k is the ranks' batches in rank order: rank r's j-th clip is stream index
+        # (k * world + r) * batch + i with j = k * batch + i. A W-rank run sees the data of a
+        # single process with W times the batch, and rank 0 sees exactly the single process's.
+        start = self.epoch * self.epoch_length
         skip, self.skip = self.skip, 0  # only the resumed epoch starts late
         for j in range(skip, self.per_rank):
-            yield train_seed(self.base_seed, start + j * self.num_replicas)
+            k, i = divmod(j, self.batch_size)
+            yield train_seed(self.base_seed, start + (k * self.num_replicas + self.rank) * self.batch_size + i)
 
     def __len__(self) -> int:
         return self.per_rank
@@ -164,7 +171,7 @@ class ShapesDataModule(L.LightningDataModule):
         default_rank, default_world = _rank_and_world(self.trainer)
         rank = default_rank if rank is None else rank
         world_size = default_world if world_size is None else world_size
-        return SeedStreamSampler(self._clips(self.train_size), self.seed, rank, world_size)
+        return SeedStreamSampler(self._clips(self.train_size), self.seed, rank, world_size, self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         """Infinite-stream training clips, distinct per rank, worker and epoch."""

@@ -120,23 +120,39 @@ class ForcingModule(L.LightningModule):
             return 0
         return int(self.trainer.fit_loop.total_batch_idx)
 
-    def generator_for(self, salt: int, step: int | None = None) -> torch.Generator:
-        """Randomness of one step: identical after resume, distinct per rank and per use (`salt`)."""
+    def rng(self, salt: int, key: int = -1, step: int | None = None) -> torch.Generator:
+        """A generator for one use (`salt`) at one training step, optionally for one clip (`key`).
+
+        Keyed by (run seed, step, salt, key) and never by rank: per-clip randomness keyed by the
+        clip's seed makes a W-rank run draw exactly what one process with W times the batch
+        draws (so sharded and single-process runs agree), and shared draws (exit steps) agree
+        on every rank by construction. Identical after resume.
+        """
         step = self.step_index() if step is None else step
         gen = torch.Generator(device=self.device)
-        gen.manual_seed(hash((int(self.cfg.seed), self.global_rank, step, salt)) % (2**62))
+        gen.manual_seed(hash((int(self.cfg.seed), step, salt, key)) % (2**62))
         return gen
+
+    def clip_rngs(self, batch: dict[str, Any], salt: int, step: int | None = None) -> list[torch.Generator]:
+        """One generator per clip of the batch, keyed by the clip's seed."""
+        return [self.rng(salt, int(seed), step) for seed in batch["seed"].tolist()]
+
+    def randn(self, shape: tuple[int, ...], rngs: list[torch.Generator]) -> Tensor:
+        """Standard normal noise [B, *shape], sample b drawn from rngs[b]."""
+        return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in rngs])
 
     def encode_prompts(self, prompts: list[str]) -> Tensor:
         """Frozen text encoder: prompts -> [B, L, D] on this module's device."""
         with torch.no_grad():
             return self.text_encoder(prompts).to(self.device)
 
-    def condition(self, prompts: list[str], dropout: float = 0.0, gen: torch.Generator | None = None) -> Conditioning:
+    def condition(
+        self, prompts: list[str], dropout: float = 0.0, rngs: list[torch.Generator] | None = None
+    ) -> Conditioning:
         """Text conditioning with the null prompt for CFG; `dropout` replaces prompts by "" (training)."""
-        if dropout > 0:
-            keep = torch.rand(len(prompts), generator=gen, device=gen.device if gen else "cpu") >= dropout
-            prompts = [p if k else "" for p, k in zip(prompts, keep.tolist())]
+        if dropout > 0 and rngs is not None:
+            keep = [float(torch.rand(1, generator=g, device=g.device)) >= dropout for g in rngs]
+            prompts = [p if k else "" for p, k in zip(prompts, keep)]
         context = self.encode_prompts(prompts)
         null = self.encode_prompts([""] * len(prompts))
         return Conditioning(context=context, null_context=null)
@@ -186,16 +202,16 @@ class ForcingModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """`val/loss`: the paradigm's training loss on fixed validation clips and fixed noise."""
-        terms = self.loss_terms(batch, self.generator_for(salt=10_000 + batch_idx, step=0))
+        terms = self.loss_terms(batch, self.clip_rngs(batch, salt=10_000, step=0))
         self.log("val/loss", terms["loss"].detach().float(), batch_size=len(batch["prompt"]), sync_dist=True)
         return terms["loss"]
 
-    def loss_terms(self, batch: dict[str, Any], gen: torch.Generator) -> dict[str, Tensor]:
-        """The paradigm's loss on a batch with the randomness of `gen`."""
+    def loss_terms(self, batch: dict[str, Any], rngs: list[torch.Generator]) -> dict[str, Tensor]:
+        """The paradigm's loss on a batch with the per-clip randomness `rngs`."""
         raise NotImplementedError
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """One step of the paradigm's loss (automatic optimisation)."""
-        terms = self.loss_terms(batch, self.generator_for(salt=0))
+        terms = self.loss_terms(batch, self.clip_rngs(batch, salt=0))
         self.log_train(terms, batch_size=len(batch["prompt"]))
         return terms["loss"]

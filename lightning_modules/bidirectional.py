@@ -20,10 +20,10 @@ class BidirectionalDiffusion(DenoisingModule):
 
     mode = "bidirectional"
 
-    def block_timesteps(self, batch: int, gen: torch.Generator) -> Tensor:
+    def block_timesteps(self, rngs: list[torch.Generator]) -> Tensor:
         """One shifted timestep per clip, expanded to frames: [B, F]."""
-        frames = int(self.cfg.world.num_frames)
-        return super().block_timesteps(batch, gen)[:, :1].expand(batch, frames)
+        t = super().block_timesteps(rngs)
+        return t[:, :1].expand_as(t)
 
     def forward_kwargs(self, x0: Tensor) -> dict[str, Any]:
         """Full attention."""

@@ -20,11 +20,14 @@ class DenoisingModule(ForcingModule):
     #: forward kwargs that select the attention mode of the paradigm
     mode: str = "block_causal"
 
-    def block_timesteps(self, batch: int, gen: torch.Generator) -> Tensor:
+    def block_timesteps(self, rngs: list[torch.Generator]) -> Tensor:
         """Independent shifted timestep per block, expanded to frames: [B, F]."""
         frames, fpb = int(self.cfg.world.num_frames), int(self.p.frames_per_block)
-        return sample_block_t(
-            batch, frames // fpb, fpb, shift=float(self.p.shift), min_t=0.0, max_t=1000.0, generator=gen
+        return torch.cat(
+            [
+                sample_block_t(1, frames // fpb, fpb, shift=float(self.p.shift), min_t=0.0, max_t=1000.0, generator=g)
+                for g in rngs
+            ]
         ).to(self.device)
 
     def forward_kwargs(self, x0: Tensor) -> dict[str, Any]:
@@ -35,12 +38,12 @@ class DenoisingModule(ForcingModule):
             "local_window": self.p.get("local_window"),
         }
 
-    def loss_terms(self, batch: dict[str, Any], gen: torch.Generator) -> dict[str, Tensor]:
+    def loss_terms(self, batch: dict[str, Any], rngs: list[torch.Generator]) -> dict[str, Tensor]:
         """Flow-matching loss: v_theta(x_t, t) vs eps - x0 (Wan's timestep weighting optional)."""
         x0 = self.encode_video(batch["video"])  # [B, C, F, H, W]
-        cond = self.condition(batch["prompt"], dropout=float(self.p.prompt_dropout), gen=gen)
-        t = self.block_timesteps(x0.shape[0], gen)  # [B, F]
-        noise = torch.randn(x0.shape, generator=gen, device=x0.device, dtype=x0.dtype)
+        cond = self.condition(batch["prompt"], dropout=float(self.p.prompt_dropout), rngs=rngs)
+        t = self.block_timesteps(rngs)  # [B, F]
+        noise = self.randn(tuple(x0.shape[1:]), rngs)
         x_t = add_noise(x0, noise, sigma_from_t(t))
         v = self.generator(x_t, t, cond.context, **self.forward_kwargs(x0))
         loss = flow_matching_loss(v, x0, t, noise, weighting=self.p.get("loss_weighting", "none"), shift=float(self.p.shift))

@@ -64,7 +64,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[L.Ca
         check_val_every_n_epoch=None,
         limit_val_batches=tcfg.limit_val_batches,
         num_sanity_val_steps=int(tcfg.num_sanity_val_steps),
-        fast_dev_run=bool(tcfg.fast_dev_run),
+        fast_dev_run=tcfg.fast_dev_run,  # bool or a number of batches
         enable_progress_bar=bool(tcfg.enable_progress_bar),
         deterministic=bool(tcfg.deterministic),
         logger=logger,

@@ -1,7 +1,7 @@
 """Run one fast step of each named experiment under FSDP2 (launched by torchrun, 2 gloo ranks).
 
-usage: torchrun --nproc_per_node 2 tests/suite/fsdp2_worker.py OUT.json TMPDIR EXPERIMENT [...]
-Rank 0 writes {experiment: first-step loss on rank 0} to OUT.json.
+usage: torchrun --nproc_per_node 2 tests/suite/fsdp2_worker.py OUT TMPDIR [OVERRIDE ...] -- EXPERIMENT [...]
+Rank r writes {experiment: [loss of each step on rank r]} to OUT.rank<r>.json.
 """
 
 from __future__ import annotations
@@ -18,15 +18,18 @@ from tests.suite.helpers import LossRecorder, compose_run, fast_overrides  # noq
 
 
 def main() -> None:
-    out, tmp, *experiments = sys.argv[1:]
-    losses: dict[str, float] = {}
+    out, tmp, *rest = sys.argv[1:]
+    split = rest.index("--")
+    overrides, experiments = rest[:split], rest[split + 1 :]
+    losses: dict[str, list[float]] = {}
     for name in experiments:
-        cfg = compose_run(f"experiment={name}", "hardware=cpu_fsdp2", *fast_overrides(Path(tmp) / name))
+        cfg = compose_run(
+            f"experiment={name}", "hardware=cpu_fsdp2", *overrides, *fast_overrides(Path(tmp) / name)
+        )
         recorder = LossRecorder()
         launch(cfg, extra_callbacks=[recorder])
-        losses[name] = recorder.losses[0]
-    if int(os.environ.get("RANK", "0")) == 0:
-        Path(out).write_text(json.dumps(losses))
+        losses[name] = recorder.losses
+    Path(f"{out}.rank{os.environ.get('RANK', '0')}.json").write_text(json.dumps(losses))
 
 
 if __name__ == "__main__":

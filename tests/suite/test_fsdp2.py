@@ -1,6 +1,7 @@
-"""Every experiment runs one step under FSDP2 (2 gloo processes, sharded per block) with the
-same first-step loss on rank 0 as a single-process run (rank 0 sees the single process's data
-and noise; initialisation is identical on every rank)."""
+"""Every experiment runs under FSDP2 (2 gloo processes, sharded per block) with the same losses
+as a single process with twice the per-rank batch: the ranks' batches together are exactly the
+single process's batch (clips and per-clip noise), gradients are averaged over ranks, so the
+mean of the ranks' losses must match at the first step and after an optimiser update."""
 
 from __future__ import annotations
 
@@ -21,22 +22,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+STEPS = 2
+# a large first update so that the second step's loss depends on the (sharded) gradients
+STEP_OVERRIDES = (f"trainer.fast_dev_run={STEPS}", "optim.warmup_steps=1", "optim.lr=0.01")
+
+
 @pytest.fixture(scope="module")
-def fsdp2_losses(tmp_path_factory) -> dict[str, float]:
+def fsdp2_losses(tmp_path_factory) -> dict[str, list[float]]:
     tmp = tmp_path_factory.mktemp("fsdp2")
-    out = tmp / "losses.json"
+    out = tmp / "losses"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-        "tests/suite/fsdp2_worker.py", str(out), str(tmp), *EXPERIMENTS,
+        "tests/suite/fsdp2_worker.py", str(out), str(tmp), *STEP_OVERRIDES, "--", *EXPERIMENTS,
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(out.read_text())
+    ranks = [json.loads((tmp / f"losses.rank{r}.json").read_text()) for r in range(2)]
+    return {name: [(a + b) / 2 for a, b in zip(ranks[0][name], ranks[1][name])] for name in ranks[0]}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_fsdp2_step_matches_single_process(experiment: str, fsdp2_losses, tmp_path) -> None:
-    cfg = compose_run(f"experiment={experiment}", *fast_overrides(tmp_path))
+    cfg = compose_run(
+        f"experiment={experiment}", *STEP_OVERRIDES, *fast_overrides(tmp_path), "world.batch_size=4"
+    )
     recorder = LossRecorder()
     launch(cfg, extra_callbacks=[recorder])
-    assert fsdp2_losses[experiment] == pytest.approx(recorder.losses[0], rel=1e-4, abs=1e-6)
+    assert len(recorder.losses) == STEPS == len(fsdp2_losses[experiment])
+    assert fsdp2_losses[experiment] == pytest.approx(recorder.losses, rel=1e-4, abs=1e-6)
