@@ -20,6 +20,7 @@ from forcing.encoders import build_codec, build_text_encoder
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
 from forcing.parallel import shard_model
+from forcing.rollout import generate
 
 
 def build_backbone(model_cfg: DictConfig, **extra: Any) -> CausalWanModel:
@@ -189,9 +190,46 @@ class ForcingModule(L.LightningModule):
         """The network used for samples: the EMA copy when it exists."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
-    def sample(self, prompts: list[str], num_frames: int, seed: int = 0) -> Tensor:
-        """Generate latents [B, C, num_frames, H, W] for `prompts` (paradigm-specific)."""
+    def sampler_settings(self) -> dict[str, Any]:
+        """How this paradigm generates: `timesteps` (descending t list), `stochastic` (few-step
+        re-noising vs Euler ODE), `guidance_scale`, `frames_per_block`."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def stream(
+        self,
+        prompts: list[str],
+        num_frames: int,
+        seed: int = 0,
+        cache_frames: int | None = None,
+        sink_frames: int = 0,
+        on_block: Any = None,
+    ) -> Tensor:
+        """AR generation of any length with a rolling KV cache (Algorithm 2): latents [B, C, F, H, W].
+
+        cache_frames: KV window + sink in frames (None: the whole video).
+        """
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        noise = torch.randn((len(prompts), *self.latent_shape(num_frames)), generator=gen, device=self.device)
+        settings = self.sampler_settings()
+        return generate(
+            self.sampling_generator(),
+            noise,
+            self.condition(prompts),
+            frames_per_block=int(settings["frames_per_block"]),
+            timesteps=settings["timesteps"],
+            stochastic=bool(settings["stochastic"]),
+            guidance_scale=float(settings["guidance_scale"]),
+            cache_frames=cache_frames,
+            sink_frames=sink_frames,
+            generator=gen,
+            on_block=on_block,
+        )
+
+    def sample(self, prompts: list[str], num_frames: int, seed: int = 0) -> Tensor:
+        """Latents [B, C, num_frames, H, W] for `prompts`, as the paradigm samples at inference."""
+        window = self.p.get("local_window")
+        return self.stream(prompts, num_frames, seed, cache_frames=int(window) if window is not None else None)
 
     def latent_shape(self, num_frames: int) -> tuple[int, int, int, int]:
         """[C, F, H, W] of latents for `num_frames` latent frames of this world."""

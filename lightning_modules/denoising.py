@@ -10,7 +10,6 @@ from torch import Tensor
 from forcing.diffusion.flow import add_noise, sigma_from_t
 from forcing.diffusion.schedule import euler_timesteps, sample_block_t
 from forcing.objectives import flow_matching_loss
-from forcing.rollout import generate
 from lightning_modules.base import ForcingModule
 
 
@@ -49,21 +48,12 @@ class DenoisingModule(ForcingModule):
         loss = flow_matching_loss(v, x0, t, noise, weighting=self.p.get("loss_weighting", "none"), shift=float(self.p.shift))
         return {"loss": loss}
 
-    @torch.no_grad()
-    def sample(self, prompts: list[str], num_frames: int, seed: int = 0) -> Tensor:
+    def sampler_settings(self) -> dict[str, Any]:
         """Many-step AR sampling: Euler with CFG per block, clean context in the KV cache."""
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        noise = torch.randn((len(prompts), *self.latent_shape(num_frames)), generator=gen, device=self.device)
-        cond = self.condition(prompts)
         steps = euler_timesteps(int(self.p.sample_steps), shift=float(self.p.sample_shift))[:-1]
-        window = self.p.get("local_window")
-        return generate(
-            self.sampling_generator(),
-            noise,
-            cond,
-            frames_per_block=int(self.p.frames_per_block),
-            timesteps=steps.tolist(),
-            stochastic=False,
-            guidance_scale=float(self.p.guidance_scale),
-            cache_frames=int(window) if window is not None else num_frames,
-        )
+        return {
+            "timesteps": steps.tolist(),
+            "stochastic": False,
+            "guidance_scale": float(self.p.guidance_scale),
+            "frames_per_block": int(self.p.frames_per_block),
+        }

@@ -67,8 +67,8 @@ def check_checkpoint_file(path: Path) -> None:
 
 def launch(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     """Validate `cfg`, build datamodule, module and trainer, and fit. Returns the trainer."""
-    from lightning_modules.trainer import build_trainer
     from datamodules import build_datamodule
+    from lightning_modules.trainer import build_trainer
 
     cls = paradigm_class(cfg)
     cls.validate_config(cfg)
