@@ -68,6 +68,13 @@ class ForcingModule(L.LightningModule):
                 f"(it takes: {', '.join(cls.objectives)})"
             )
 
+    @classmethod
+    def build_datamodule(cls, cfg: DictConfig) -> L.LightningDataModule:
+        """The data this paradigm trains on (default: the world's clips and prompts)."""
+        from datamodules import build_datamodule
+
+        return build_datamodule(cfg)
+
     # ------------------------------------------------------------------ building
     def configure_model(self) -> None:
         """Build every network, then shard per block (FSDP2) when a device mesh exists."""

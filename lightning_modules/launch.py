@@ -67,7 +67,6 @@ def check_checkpoint_file(path: Path) -> None:
 
 def launch(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     """Validate `cfg`, build datamodule, module and trainer, and fit. Returns the trainer."""
-    from datamodules import build_datamodule
     from lightning_modules.trainer import build_trainer
 
     cls = paradigm_class(cfg)
@@ -79,7 +78,7 @@ def launch(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Tra
         prepare(cfg)
 
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    datamodule = build_datamodule(cfg)
+    datamodule = cls.build_datamodule(cfg)
     module = cls(cfg)
     trainer = build_trainer(cfg, run_dir, extra_callbacks)
     if trainer.is_global_zero:
