@@ -59,3 +59,17 @@ def shard_model(
         fully_shard(block, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
     return model
+
+
+def shard_module(
+    module: nn.Module, mesh: Any, param_dtype: str | torch.dtype = "float32", reduce_dtype: str | torch.dtype = "float32"
+) -> nn.Module:
+    """`fully_shard` a small module as one unit (e.g. GAN heads), so its gradients are reduced."""
+    mesh = data_parallel_mesh(mesh)
+    if mesh is None:
+        return module
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=to_dtype(param_dtype), reduce_dtype=to_dtype(reduce_dtype))
+    fully_shard(module, mesh=mesh, mp_policy=policy)
+    return module

@@ -38,6 +38,14 @@ class ForcingModule(L.LightningModule):
 
     #: objectives this paradigm can train with (`objective.name`)
     objectives: ClassVar[tuple[str, ...]] = ("fm",)
+    #: manual optimisation (two optimisers): the module accumulates gradients itself
+    manual_optimization: ClassVar[bool] = False
+
+    @classmethod
+    def optimizer_steps(cls, cfg: DictConfig, iterations: int) -> int:
+        """Lightning's `global_step` after `iterations` training iterations (`trainer.max_steps`
+        counts iterations for every paradigm; two-optimiser paradigms step more than once)."""
+        return iterations
 
     def __init__(self, cfg: DictConfig | dict) -> None:
         super().__init__()

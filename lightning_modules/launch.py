@@ -80,7 +80,7 @@ def launch(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Tra
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = cls.build_datamodule(cfg)
     module = cls(cfg)
-    trainer = build_trainer(cfg, run_dir, extra_callbacks)
+    trainer = build_trainer(cfg, run_dir, extra_callbacks, paradigm=cls)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)

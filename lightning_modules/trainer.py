@@ -29,9 +29,20 @@ def build_strategy(hw: DictConfig) -> str | ModelParallelStrategy:
     raise ValueError(f"unknown hardware.strategy {hw.strategy!r} (auto | fsdp2)")
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
-    """The Trainer: TensorBoard in the run directory, step checkpoints, sample videos."""
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[L.Callback] = (), paradigm: type | None = None
+) -> L.Trainer:
+    """The Trainer: TensorBoard in the run directory, step checkpoints, sample videos.
+
+    `trainer.max_steps` counts training iterations for every paradigm; a two-optimiser paradigm
+    (`paradigm.optimizer_steps`) gets the matching number of Lightning optimiser steps, and
+    accumulates gradients itself (Lightning's accumulation is for automatic optimisation only).
+    """
     tcfg, hw, cbs = cfg.trainer, cfg.hardware, cfg.callbacks
+    manual = bool(getattr(paradigm, "manual_optimization", False))
+    max_steps = int(tcfg.max_steps)
+    if paradigm is not None:
+        max_steps = paradigm.optimizer_steps(cfg, max_steps)
     logger = TensorBoardLogger(save_dir=str(run_dir.parent), name=run_dir.name, version="", default_hp_metric=False)
     callbacks: list[L.Callback] = [
         ModelCheckpoint(
@@ -57,8 +68,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[L.Ca
         num_nodes=hw.num_nodes,
         strategy=build_strategy(hw),
         precision=hw.precision,
-        max_steps=int(tcfg.max_steps),
-        accumulate_grad_batches=int(tcfg.accumulate_grad_batches),
+        max_steps=max_steps,
+        accumulate_grad_batches=1 if manual else int(tcfg.accumulate_grad_batches),
+        inference_mode=False,  # validation of SiD/GAN losses takes input gradients
         log_every_n_steps=int(tcfg.log_every_n_steps),
         val_check_interval=int(tcfg.val_check_interval),
         check_val_every_n_epoch=None,

@@ -6,7 +6,7 @@ import torch
 from forcing.eval import ShapesFeatureNet, ground_truth, train_feature_net
 from forcing.world import ClipSpec
 
-#: Training horizon of the tests (frames) and the number of horizons the test videos span.
+#: The test videos span three training horizons of 12 frames.
 TRAIN_FRAMES = 12
 HORIZONS = 3
 

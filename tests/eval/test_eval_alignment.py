@@ -14,7 +14,10 @@ def _alignment(video, specs, frames=range(0, 12)):
 
 
 def _change(specs, change):
-    return [dataclasses.replace(s, shapes=tuple(dataclasses.replace(x, **change(x)) for x in s.shapes)) for s in specs]
+    return [
+        dataclasses.replace(s, shapes=tuple(dataclasses.replace(x, **change(x)) for x in s.shapes))
+        for s in specs
+    ]
 
 
 def test_ground_truth_is_fully_aligned_in_every_window(specs, videos):

@@ -31,7 +31,10 @@ def test_frozen_video_has_no_motion(specs, videos):
 def test_twice_as_fast_reads_about_two(specs, videos):
     fast = [
         dataclasses.replace(
-            s, shapes=tuple(dataclasses.replace(x, velocity=(2 * x.velocity[0], 2 * x.velocity[1])) for x in s.shapes)
+            s,
+            shapes=tuple(
+                dataclasses.replace(x, velocity=(2 * x.velocity[0], 2 * x.velocity[1])) for x in s.shapes
+            ),
         )
         for s in specs
     ]

@@ -16,7 +16,9 @@ def test_formula_halves_at_each_tolerance():
 
 
 def test_ground_truth_scores_100(specs, videos):
-    assert torch.equal(frame_metrics(videos, specs).stability, torch.full((len(specs), videos.shape[2]), 100.0))
+    assert torch.equal(
+        frame_metrics(videos, specs).stability, torch.full((len(specs), videos.shape[2]), 100.0)
+    )
 
 
 def test_every_corruption_lowers_stability(specs, videos):

@@ -8,7 +8,10 @@ from forcing.world import KINDS
 
 def _with(specs, change):
     """Specs with every shape replaced by `dataclasses.replace(shape, **change(shape))`."""
-    return [dataclasses.replace(s, shapes=tuple(dataclasses.replace(x, **change(x)) for x in s.shapes)) for s in specs]
+    return [
+        dataclasses.replace(s, shapes=tuple(dataclasses.replace(x, **change(x)) for x in s.shapes))
+        for s in specs
+    ]
 
 
 def test_ground_truth_is_structurally_perfect(specs, videos):

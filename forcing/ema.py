@@ -1,0 +1,23 @@
+"""Exponential moving average of a network's weights, shard-local (works on FSDP2 DTensors
+without gathering: each rank updates the shards it holds)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int, start_step: int = 0) -> None:
+    """ema <- decay * ema + (1 - decay) * model from `start_step` on; before it, ema <- model
+    (Self Forcing: EMA 0.99 from step 200)."""
+    targets = list(ema.parameters())
+    sources = [p.detach() for p in model.parameters()]
+    if len(targets) != len(sources):
+        raise ValueError("EMA and model have different parameter lists")
+    if step < start_step:
+        for t, s in zip(targets, sources):
+            t.copy_(s)
+        return
+    for t, s in zip(targets, sources):
+        t.lerp_(s, 1.0 - decay)  # EMA: theta_ema = decay theta_ema + (1 - decay) theta

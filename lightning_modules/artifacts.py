@@ -1,0 +1,139 @@
+"""The artifact store: prerequisites (a teacher, an initialised generator, ODE pairs) named by
+the experiment that makes them and keyed by that experiment's resolved config.
+
+On the shapes world a missing artifact is made on the spot (the prerequisite experiment is
+trained in-process on one device, then its generator, EMA when present, is exported with
+`save_pretrained`); a second run finds it and reuses it. At Wan scale artifacts are local paths
+and a missing one is an error naming the command that makes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from forcing.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: config keys that never change what an artifact is (where it is written, how it is shown)
+_NOT_IDENTITY = ("paths", "hardware", "callbacks", "ckpt_path", "name", "train", "logger")
+DONE = "DONE"
+
+
+def compose_experiment(experiment: str, *overrides: str) -> DictConfig:
+    """The resolved config of `experiment` as `run.py experiment=<experiment>` would compose it."""
+    from hydra import compose, initialize_config_dir
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose("run", overrides=[f"experiment={experiment}", *overrides])
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        return compose("run", overrides=[f"experiment={experiment}", *overrides])
+
+
+def prerequisite_config(consumer: DictConfig, experiment: str) -> DictConfig:
+    """The config of prerequisite `experiment` for a `consumer` run: the consumer's world, model
+    size, seed, paths and (for debugging runs) trainer; one device, so that it can run in-process."""
+    cfg = compose_experiment(experiment)
+    with open_dict(cfg):
+        for key in ("world", "seed", "paths"):
+            cfg[key] = consumer[key]
+        cfg.model.preset = consumer.model.preset
+        cfg.model.overrides = consumer.model.overrides
+        if consumer.trainer.get("fast_dev_run"):
+            cfg.trainer = consumer.trainer
+            if "sample_steps" in consumer.paradigm:
+                cfg.paradigm.sample_steps = consumer.paradigm.sample_steps
+        cfg.hardware = OmegaConf.merge(consumer.hardware, {"devices": 1, "num_nodes": 1, "strategy": "auto"})
+        cfg.ckpt_path = None
+    return cfg
+
+
+def identity(cfg: DictConfig) -> str:
+    """A short hash of what an artifact is (its resolved config without paths and hardware)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in _NOT_IDENTITY:
+        data.pop(key, None)
+    data.get("trainer", {}).pop("enable_progress_bar", None)
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def store_dir(cfg: DictConfig, kind: str) -> Path:
+    """`${paths.artifacts}/<experiment>/<kind>-<hash>` for the artifact of `cfg`."""
+    return Path(cfg.paths.artifacts) / str(cfg.experiment_name) / f"{kind}-{identity(cfg)}"
+
+
+def _rank() -> int:
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if var in os.environ:
+            return int(os.environ[var])
+    return 0
+
+
+def ensure(folder: Path, make: Callable[[Path], None], what: str, timeout_s: float = 24 * 3600) -> Path:
+    """Return `folder` once it holds a finished artifact; make it on rank 0, others wait for it."""
+    if (folder / DONE).is_file():
+        log.info("artifact %s found: %s", what, folder)
+        return folder
+    if _rank() != 0:
+        start = time.time()
+        while not (folder / DONE).is_file():
+            if time.time() - start > timeout_s:
+                raise ConfigError(f"timed out waiting for rank 0 to make {what} in {folder}")
+            time.sleep(2)
+        return folder
+    log.info("artifact %s missing: making it in %s", what, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    make(folder)
+    (folder / DONE).write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    return folder
+
+
+def trained_weights(consumer: DictConfig, experiment: str, role: str) -> Path:
+    """Weights folder of `experiment`'s generator for `consumer` (trained first if missing, on the
+    shapes world only)."""
+    cfg = prerequisite_config(consumer, experiment)
+    folder = store_dir(cfg, "weights")
+    if not (folder / DONE).is_file() and consumer.world.name != "shapes":
+        raise ConfigError(
+            f"{role} is missing: make it with `python run.py experiment={experiment} world={consumer.world.name}` "
+            f"and pass its exported weights folder as the {role} path"
+        )
+
+    def make(out: Path) -> None:
+        from forcing.models.weights import save_pretrained
+        from lightning_modules.launch import launch
+
+        with open_dict(cfg):
+            cfg.paths.runs = str(out / "run")
+            cfg.name = str(cfg.experiment_name)
+        trainer = launch(cfg)
+        module = trainer.lightning_module
+        save_pretrained(module.sampling_generator(), out / "weights")
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+
+    return ensure(folder, make, f"{role} ({experiment})") / "weights"
+
+
+def resolve_path(consumer: DictConfig, section: DictConfig, role: str) -> Path:
+    """`section.path` if set (must exist), else the artifact of `section.experiment`."""
+    if section.get("path"):
+        path = Path(section.path)
+        if not path.exists():
+            hint = f" (made by `python run.py experiment={section.experiment}`)" if section.get("experiment") else ""
+            raise ConfigError(f"{role} path {path} does not exist{hint}")
+        return path
+    if not section.get("experiment"):
+        raise ConfigError(f"{role} needs a path or an experiment that makes it")
+    return trained_weights(consumer, str(section.experiment), role)

@@ -1,0 +1,256 @@
+"""Self Forcing (Huang et al. 2025), Algorithm 1, with the TF+DMD and DF+DMD (CausVid)
+baselines as rollout modes, and any distribution-matching objective (DMD, SiD, GAN).
+
+Per training batch:
+1. draw the exit step s once (shared by every block by default; identical on every rank);
+2. roll the causal generator out block by block with the KV cache (no grad before s, grad at s,
+   no-grad re-run at the context timestep to write the block's clean K/V);
+3. every `ratio`-th iteration: the objective's generator loss on the whole video, a generator
+   step, and the EMA update;
+4. every iteration: the objective's critic loss on the detached video and a critic step.
+The real score (teacher, frozen, bidirectional, with CFG) and the critic (initialised from the
+teacher) are the objective's inputs; the generator starts from ODE-initialised weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
+
+from forcing.diffusion import Denoiser
+from forcing.diffusion.schedule import few_step_timesteps
+from forcing.ema import ema_update
+from forcing.errors import ConfigError
+from forcing.models import CausalWanModel
+from forcing.objectives import build_objective
+from forcing.objectives.base import critic_parameters
+from forcing.parallel import shard_module
+from forcing.rollout_train import Rollout, diffusion_forcing, self_forcing
+from forcing.schedule_updates import update_plan
+from lightning_modules.base import ForcingModule, build_backbone
+
+ROLLOUTS = ("self", "teacher_forcing", "diffusion_forcing")
+
+
+class SelfForcing(ForcingModule):
+    """Self Forcing with a pluggable objective; rollout modes self | teacher_forcing | diffusion_forcing."""
+
+    objectives: ClassVar[tuple[str, ...]] = ("dmd", "sid", "gan")
+    manual_optimization: ClassVar[bool] = True
+
+    @classmethod
+    def optimizer_steps(cls, cfg: DictConfig, iterations: int) -> int:
+        """A critic step every iteration plus a generator step every `ratio`-th one."""
+        if iterations < 0:
+            return iterations
+        ratio = int(cfg.paradigm.ratio)
+        return iterations + (iterations + ratio - 1) // ratio
+
+    def __init__(self, cfg: DictConfig | dict) -> None:
+        super().__init__(cfg)
+        self.automatic_optimization = False
+        self.real_score_net: CausalWanModel | None = None
+        self.critic_net: CausalWanModel | None = None
+        self.objective = None
+
+    # ------------------------------------------------------------------ config
+    @classmethod
+    def validate_config(cls, cfg: DictConfig) -> None:
+        """Frames, objective, rollout mode and the prerequisites' sources."""
+        super().validate_config(cfg)
+        p = cfg.paradigm
+        if p.rollout not in ROLLOUTS:
+            raise ConfigError(f"paradigm.rollout={p.rollout!r} is not one of {', '.join(ROLLOUTS)}")
+        steps = list(p.denoising_steps)
+        if p.exit_step not in ("random", "last") and not 0 <= int(p.exit_step) < len(steps):
+            raise ConfigError(f"paradigm.exit_step={p.exit_step} is not random, last or in [0, {len(steps)})")
+        if not (cfg.teacher.get("path") or cfg.teacher.get("experiment")):
+            raise ConfigError("Self Forcing needs a teacher (real score and critic init): set teacher=...")
+
+    @classmethod
+    def prepare_prerequisites(cls, cfg: DictConfig) -> None:
+        """Resolve the teacher and the initialised generator to weight folders (artifact store)."""
+        from lightning_modules.artifacts import resolve_path
+
+        teacher = resolve_path(cfg, cfg.teacher, "teacher")
+        init = cfg.paradigm.generator_init
+        init_path = resolve_path(cfg, init, "generator init") if (init.get("path") or init.get("experiment")) else None
+        with open_dict(cfg):
+            cfg.teacher.path = str(teacher)
+            cfg.paradigm.generator_init.path = str(init_path) if init_path else None
+
+    # ------------------------------------------------------------------ networks
+    def build_networks(self) -> None:
+        """Generator (ODE-init weights), frozen real score and trainable critic (teacher weights)."""
+        overrides = OmegaConf.to_container(self.cfg.model.overrides, resolve=True)
+        preset = self.cfg.model.preset
+        teacher_path = self.cfg.teacher.get("path")
+        init_path = self.p.generator_init.get("path") or teacher_path
+
+        def load(path: str | None) -> CausalWanModel:
+            if path is None:  # no artifacts (unit tests of the module): random weights
+                return build_backbone(self.cfg.model)
+            return CausalWanModel.from_pretrained(path, preset=preset, **overrides)
+
+        self.generator = load(init_path)
+        self.real_score_net = load(teacher_path).requires_grad_(False).eval()
+        self.critic_net = load(teacher_path)
+        o = self.cfg.objective
+        kwargs = {k: v for k, v in OmegaConf.to_container(o, resolve=True).items() if k not in ("name", "real_guidance_scale", "t_from_exit_step")}
+        if o.name == "gan":
+            kwargs.update(dim=self.critic_net.config.dim, num_layers=self.critic_net.config.num_layers)
+        self.objective = build_objective(o.name, **kwargs)
+
+    def configure_model(self) -> None:
+        """Build and shard the backbones; the objective's own heads (GAN) are sharded too so that
+        their gradients are reduced across ranks."""
+        if self.generator is not None:
+            return
+        super().configure_model()
+        if any(True for _ in self.objective.parameters()):
+            shard_module(self.objective, self._device_mesh, self.cfg.hardware.param_dtype,
+                         self.cfg.hardware.reduce_dtype)
+
+    def backbones(self) -> list[CausalWanModel]:
+        """Generator, EMA, real score and critic are sharded alike."""
+        return [*super().backbones(), self.real_score_net, self.critic_net]
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Generator and critic AdamW (REFERENCE §3: betas (0, 0.999), weight decay 0.01)."""
+        o = self.cfg.optim
+        gen = torch.optim.AdamW(
+            [p for p in self.generator.parameters() if p.requires_grad],
+            lr=float(o.lr), betas=tuple(o.betas), weight_decay=float(o.weight_decay), eps=float(o.eps),
+        )
+        critic = torch.optim.AdamW(
+            list(critic_parameters(self.objective, self.critic_net)),
+            lr=float(o.critic_lr), betas=tuple(o.critic_betas), weight_decay=float(o.critic_weight_decay),
+            eps=float(o.eps),
+        )
+        return [gen, critic]
+
+    # ------------------------------------------------------------------ pieces of Algorithm 1
+    def grid(self) -> list[float]:
+        """The few-step grid in t (e.g. 1000, 937.5, 833.3, 625 for shift 5)."""
+        return few_step_timesteps(tuple(self.p.denoising_steps), shift=float(self.p.warp)).tolist()
+
+    def draw_exit_steps(self, num_blocks: int) -> list[int]:
+        """Alg. 1 line 3: s ~ U{1..T} drawn once (shared by all blocks unless configured), from a
+        rank-independent generator and broadcast from rank 0."""
+        steps = len(self.p.denoising_steps)
+        if self.p.exit_step == "last":
+            draws = [steps - 1] * num_blocks
+        elif self.p.exit_step != "random":
+            draws = [int(self.p.exit_step)] * num_blocks
+        else:
+            n = 1 if self.p.same_exit_for_all_blocks else num_blocks
+            drawn = torch.randint(0, steps, (n,), generator=self.rng(salt=1), device=self.device).tolist()
+            draws = drawn * num_blocks if n == 1 else drawn
+        return self.trainer.strategy.broadcast(draws, src=0) if self._trainer is not None else draws
+
+    def rollout(self, batch: dict[str, Any], context: Tensor, real: Tensor | None, rngs: list) -> Rollout:
+        """The generator's video for this batch in the configured rollout mode."""
+        fpb = int(self.p.frames_per_block)
+        frames = int(self.cfg.world.num_frames)
+        grid = self.grid()
+        if self.p.rollout == "diffusion_forcing":
+            return diffusion_forcing(self.generator, real, context, frames_per_block=fpb, timesteps=grid,
+                                     generator=self.rng(salt=3))
+        window = self.p.get("train_window")
+        return self_forcing(
+            self.generator,
+            self.randn(self.latent_shape(frames), rngs),
+            context,
+            frames_per_block=fpb,
+            timesteps=grid,
+            exit_steps=self.draw_exit_steps(frames // fpb),
+            cache_frames=int(window) if window is not None else None,
+            context_t=float(self.p.context_t),
+            context_video=real if self.p.rollout == "teacher_forcing" else None,
+            generator=self.rng(salt=4),
+        )
+
+    def denoisers(self) -> tuple[Denoiser, Denoiser]:
+        """Real score (bidirectional, CFG) and critic (bidirectional, no CFG)."""
+        real = Denoiser(self.real_score_net, guidance_scale=float(self.cfg.objective.real_guidance_scale),
+                        mode="bidirectional")
+        return real, Denoiser(self.critic_net, mode="bidirectional")
+
+    # ------------------------------------------------------------------ the step
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Algorithm 1 with the generator:critic update ratio and gradient accumulation."""
+        accumulate = int(self.cfg.trainer.accumulate_grad_batches)
+        plan = update_plan(self.step_index(), int(self.p.ratio), accumulate)
+        opt_g, opt_c = self.optimizers()
+        rngs = self.clip_rngs(batch, salt=0)
+        cond = self.condition(batch["prompt"])
+        needs_real = self.objective.requires_real_data or self.p.rollout != "self"
+        real = self.encode_video(batch["video"]) if needs_real else None
+        real_score, critic = self.denoisers()
+        terms: dict[str, Tensor] = {}
+
+        with torch.set_grad_enabled(plan.generator_grad):
+            roll = self.rollout(batch, cond.context, real, rngs)
+        t_range = roll.t_range() if self.cfg.objective.get("t_from_exit_step") else None
+        if plan.generator_grad:
+            g = self.objective.generator_loss(roll.video, cond, real_score=real_score, critic=critic, real=real,
+                                              t_range=t_range, generator=self.rng(salt=5))
+            self.manual_backward(g["loss"] / accumulate)
+            terms.update({f"generator_{k}" if k != "loss" else "generator_loss": v for k, v in g.items()})
+            if plan.generator_step:
+                self.step_optimizer(opt_g, self.generator.parameters(), "generator")
+                if self.generator_ema is not None:
+                    ema_update(self.generator_ema, self.generator, float(self.p.ema_decay),
+                               step=plan.iteration, start_step=int(self.p.ema_start))
+        c = self.objective.critic_loss(roll.video.detach(), cond, critic=critic, real=real, t_range=t_range,
+                                       generator=self.rng(salt=6))
+        self.manual_backward(c["loss"] / accumulate)
+        terms.update({f"critic_{k}" if k != "loss" else "critic_loss": v for k, v in c.items()})
+        if plan.critic_step:
+            self.step_optimizer(opt_c, critic_parameters(self.objective, self.critic_net), "critic")
+        terms["loss"] = terms.get("generator_loss", terms["critic_loss"])
+        terms["exit_step"] = torch.tensor(float(roll.exit_steps[0]))
+        self.log_train(terms, batch_size=len(batch["prompt"]))
+        return terms["loss"]
+
+    def step_optimizer(self, opt: Any, params: Any, name: str) -> None:
+        """Clip (optim.grad_clip), log `train/grad_norm[_critic]`, step and zero one optimiser."""
+        params = [p for p in params if p.grad is not None]
+        clip = float(self.cfg.optim.get("grad_clip") or 0.0)
+        if params:
+            norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+            key = "train/grad_norm" if name == "generator" else "train/grad_norm_critic"
+            self.log(key, norm.detach().float(), batch_size=1)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clipping happens in `step_optimizer` (manual optimisation)."""
+
+    # ------------------------------------------------------------------ evaluation and sampling
+    def loss_terms(self, batch: dict[str, Any], rngs: list) -> dict[str, Tensor]:
+        """`val/loss`: the objective's generator loss on a fixed rollout (no update)."""
+        cond = self.condition(batch["prompt"])
+        needs_real = self.objective.requires_real_data or self.p.rollout != "self"
+        real = self.encode_video(batch["video"]) if needs_real else None
+        real_score, critic = self.denoisers()
+        with torch.no_grad():
+            roll = self.rollout(batch, cond.context, real, rngs)
+        with torch.enable_grad():
+            video = roll.video.detach().requires_grad_(True)
+            g = self.objective.generator_loss(video, cond, real_score=real_score, critic=critic, real=real,
+                                              generator=self.rng(salt=5, step=0))
+        return {"loss": g["loss"].detach()}
+
+    def sampler_settings(self) -> dict[str, Any]:
+        """Few-step stochastic sampler on the training grid, no CFG (distilled)."""
+        return {
+            "timesteps": self.grid(),
+            "stochastic": True,
+            "guidance_scale": float(self.p.guidance_scale),
+            "frames_per_block": int(self.p.frames_per_block),
+        }
