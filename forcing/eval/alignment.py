@@ -9,7 +9,8 @@ frames, each 1 (shown) or 0 (not), skipped when the ground truth itself cannot s
 - direction and speed, from the first frame pair (t, t + step) of the window with no wall bounce in
   between and a clean ground-truth measurement (its detected displacement within 0.25 px of the
   exact one): the video's displacement of that colour must lie within 22.5 degrees (half a compass
-  sector) of the exact displacement, and its speed class (`speed_name`) must match. In the first
+  sector) of the exact displacement, and its speed class (`speed_name`; "still" below half the
+  slowest stated speed) must match. In the first
   window, before the shape's first bounce, the exact direction is the stated one; later windows
   check the stated motion as the world's reflections carry it.
 A video's alignment is the mean of its checks (NaN if none applies).
@@ -24,10 +25,15 @@ import torch
 from torch import Tensor
 
 from forcing.eval.detect import COLOUR_NAMES, Detections
-from forcing.world import KINDS, ClipSpec, parse_prompt, prompt_for, speed_name, state_at
+from forcing.world import KINDS, SPEEDS, ClipSpec, parse_prompt, prompt_for, speed_name, state_at
 
 _COS_SECTOR = math.cos(math.pi / 8.0)
 _CLEAN_PX = 0.25
+
+
+def _speed_class(speed: float) -> str:
+    """`speed_name` of a speed (min(H, W) per frame), or "still" below half the slowest stated speed."""
+    return "still" if speed < 0.5 * SPEEDS["slowly"][0] else speed_name(speed)
 
 
 def _motion_checks(
@@ -55,9 +61,9 @@ def _motion_checks(
         if not (gen.present[b, t, c] and gen.present[b, u, c]):
             return [0.0, 0.0]
         shown = (gen.centroid[b, u, c] - gen.centroid[b, t, c]).double()
-        norm = shown.norm()
-        direction = norm > 0 and float(shown @ exact / (norm * exact.norm())) >= _COS_SECTOR
-        speed = speed_name(float(norm) / step / scale) == speed_name(float(exact.norm()) / step / scale)
+        norm = float(shown.norm())
+        direction = norm > 0 and float(shown @ exact) / (norm * float(exact.norm())) >= _COS_SECTOR
+        speed = _speed_class(norm / step / scale) == _speed_class(float(exact.norm()) / step / scale)
         return [float(direction), float(speed)]
     return []
 

@@ -22,7 +22,8 @@ def speeds(detections: Detections) -> Tensor:
     total = torch.where(valid, step, torch.zeros_like(step)).sum(-1)
     count = valid.sum(-1)
     speed = torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
-    return torch.cat([torch.full_like(speed[:, :1], float("nan")), speed], 1)
+    first = torch.full((speed.shape[0], 1), float("nan"), dtype=speed.dtype)
+    return torch.cat([first, speed], 1)
 
 
 def _masked(speed: Tensor, reference: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -33,7 +33,7 @@ def test_many_clips_align_perfectly():
 
 def test_frozen_video_fails_direction_and_speed(specs, videos):
     values = _alignment(corrupt.freeze(videos), specs)
-    assert values.max() <= 0.75 and values.mean() < 0.7  # colours and kinds are still there
+    assert values.max() <= 0.75 and values.mean() < 0.6  # colours and kinds are still there
 
 
 def test_reversed_motion_fails(specs, videos):

@@ -42,3 +42,9 @@ def test_twice_as_fast_reads_about_two(specs, videos):
     ratio = motion_ratio(m.speed, m.speed_reference, range(0, videos.shape[2]))
     assert ((ratio > 1.5) & (ratio < 2.2)).all(), ratio
     assert m.motion.mean() > 0.6
+
+
+def test_single_frame_has_undefined_speed(specs, videos):
+    m = frame_metrics(videos[:, :, :1], specs)
+    assert m.speed.shape == (len(specs), 1) and m.speed.isnan().all()
+    assert m.motion.abs().max() == 0

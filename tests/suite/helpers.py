@@ -20,13 +20,13 @@ def compose_run(*overrides: str) -> DictConfig:
         return compose("run", overrides=list(overrides), return_hydra_config=False)
 
 
+#: experiments of paradigms that learn from data by flow matching (single optimiser)
+DENOISING = [e for e in EXPERIMENTS if e.startswith(("shapes_teacher", "teacher_forcing", "diffusion_forcing"))]
+
+
 def fast_overrides(tmp: Path) -> list[str]:
-    """One tiny, fast step into tmp."""
-    return [
-        "debug=fast",
-        f"paths.runs={tmp / 'runs'}",
-        f"paths.artifacts={tmp / 'artifacts'}",
-    ]
+    """One fast step into tmp (artifacts: the session's store, see tests/conftest.py)."""
+    return ["debug=fast", f"paths.runs={tmp / 'runs'}"]
 
 
 class LossRecorder(L.Callback):
