@@ -1,0 +1,375 @@
+"""ODE-initialisation pairs (REFERENCE §2-3): a teacher's probability-flow ODE trajectories on the
+student's few-step grid, written as safetensors shards.
+
+Each pair is one clip: the states ``x_t`` of a 48-step shifted (k = 5) Euler run with CFG at grid
+indices [0, 12, 24, 36], which are exactly the student's 4-step grid t = 1000, 937.5, 833.3, 625
+(checked at generation: the public Self Forcing script used shift 8 and missed that grid), and the
+endpoint x0. The initial noise of a clip comes from a generator seeded with the clip's seed, so a
+pair depends on its seed only, never on the batch it was generated in.
+
+The teacher is bidirectional by default (Self Forcing / CausVid). ``forward_kwargs`` opens the door
+to a causal AR teacher with clean ground-truth context (Causal Forcing stage 2:
+``mode="teacher_forcing"``, ``clean_x`` = ground truth); ``context_video`` is stored with the pairs
+(key ``context``) as the link to that clean context.
+
+Layout of a pairs folder::
+
+    shard-00000.safetensors   states [n, K, C, F, H, W], target [n, C, F, H, W], grid_t [K],
+                              seeds [n] int64, (context [n, C, F, H, W]); metadata: prompts (JSON)
+    manifest.json             generation config (teacher, steps, shift, cfg, grid) + shard list;
+                              written last, so a folder without it is unfinished
+
+CLI (shapes world): ``python -m forcing.ode_pairs --teacher <weights folder | .ckpt> --out <folder>
+--num 256 [--guidance 4.0] [--frames 12 --height 32 --width 32]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from forcing.diffusion import Conditioning, Denoiser, euler_sample, euler_timesteps, few_step_timesteps
+from forcing.errors import ConfigError
+
+FORMAT = "forcing.ode_pairs/1"
+MANIFEST = "manifest.json"
+#: Indices of the 48-step shift-5 Euler grid that are the student's 4-step grid.
+GRID_INDICES = (0, 12, 24, 36)
+#: Seeds of shapes-world pair clips start here: far above the validation seeds [0, 2^32) and the
+#: training streams of datamodules/shapes.py ([2^32, 2^32 + 2^62)).
+PAIR_SEED_BASE = 2**62
+#: Distance between the pair seeds of two base seeds.
+PAIR_SEED_STRIDE = 2**40
+#: The command that makes a pairs folder (quoted in error messages).
+COMMAND = "python -m forcing.ode_pairs --teacher <teacher weights folder or .ckpt> --out <folder> --num 256"
+
+
+class GridMismatchError(ConfigError):
+    """Stored ODE states that do not lie on the student's few-step grid."""
+
+
+def check_student_grid(
+    grid_t: Tensor | Sequence[float], student: Tensor | None = None, where: str = ""
+) -> None:
+    """Raise `GridMismatchError` unless `grid_t` equals the student's grid (default `few_step_timesteps()`)."""
+    student = few_step_timesteps() if student is None else student.float().cpu()
+    grid = torch.as_tensor(grid_t, dtype=torch.float32).cpu()
+    if grid.shape != student.shape or not torch.allclose(grid, student, rtol=0.0, atol=1e-3):
+        raise GridMismatchError(
+            f"{where}ODE states at t={[round(float(t), 2) for t in grid]} do not lie on the student's grid "
+            f"t={[round(float(t), 2) for t in student]} (a 48-step Euler grid needs shift 5 and indices "
+            f"{list(GRID_INDICES)}; the public Self Forcing script's shift 8 misses it)"
+        )
+
+
+def pair_seed(base_seed: int, index: int) -> int:
+    """Clip seed of pair `index` for the run seed `base_seed` (disjoint from validation seeds)."""
+    if not 0 <= base_seed < 2**22 or not 0 <= index < PAIR_SEED_STRIDE:
+        raise ValueError(f"need 0 <= base_seed < 2^22 and 0 <= index < 2^40, got {base_seed}, {index}")
+    return PAIR_SEED_BASE + base_seed * PAIR_SEED_STRIDE + index
+
+
+def clip_noise(seed: int, shape: Sequence[int]) -> Tensor:
+    """Initial noise of a clip: N(0, I) of `shape` from a CPU generator seeded with the clip seed."""
+    return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(int(seed)))
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """sha256 (16 hex digits) of a model's state dict: names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly description of a forward kwarg (tensors by shape)."""
+    if isinstance(value, Tensor):
+        return f"tensor{list(value.shape)}"
+    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
+# ---------------------------------------------------------------------------------------------- generation
+@torch.no_grad()
+def generate_ode_pairs(
+    teacher: nn.Module,
+    text_encoder: nn.Module,
+    prompts: list[str],
+    seeds: list[int],
+    latent_shape: Sequence[int],
+    *,
+    num_steps: int = 48,
+    shift: float = 5.0,
+    guidance_scale: float,
+    grid_indices: Sequence[int] = GRID_INDICES,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    forward_kwargs: dict[str, Any] | None = None,
+    context_video: Tensor | None = None,
+    teacher_name: str | None = None,
+) -> dict[str, Any]:
+    """Run the teacher's shifted Euler ODE with CFG from each clip's seeded noise; keep the grid states.
+
+    Returns {"states": [N, K, C, F, H, W], "target": [N, C, F, H, W] (the endpoint x0),
+    "grid_t": [K], "seeds": int64 [N], "prompts": list[str], "config": the generation config,
+    and "context": `context_video` when given}. `forward_kwargs` go to every teacher call (default
+    full attention); tensors in it with N rows are per-clip and sliced per batch. With
+    `mode="teacher_forcing"` and no `clean_x`, `context_video` is the clean context. Raises
+    `GridMismatchError` when the grid points are not the student's grid (before any forward).
+    """
+    if len(prompts) != len(seeds):
+        raise ValueError(f"{len(prompts)} prompts for {len(seeds)} seeds")
+    grid = euler_timesteps(num_steps, shift)
+    grid_t = grid[list(grid_indices)]
+    check_student_grid(
+        grid_t, where=f"{num_steps}-step shift-{shift} Euler grid at indices {list(grid_indices)}: "
+    )
+    n = len(seeds)
+    kwargs = {"mode": "bidirectional", **(forward_kwargs or {})}
+    if context_video is not None and kwargs["mode"] == "teacher_forcing":
+        kwargs.setdefault("clean_x", context_video)
+    per_clip = {k: v for k, v in kwargs.items() if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == n}
+    static = {k: v for k, v in kwargs.items() if k not in per_clip}
+    denoiser = Denoiser(teacher, guidance_scale=guidance_scale, **static)
+    states, targets = [], []
+    for lo in range(0, n, batch_size):
+        hi = min(n, lo + batch_size)
+        noise = torch.stack([clip_noise(s, latent_shape) for s in seeds[lo:hi]]).to(device)
+        cond = Conditioning(
+            context=text_encoder(list(prompts[lo:hi])).to(device),
+            null_context=text_encoder([""] * (hi - lo)).to(device),
+        )
+        batch_kwargs = {k: v[lo:hi].to(device) for k, v in per_clip.items()}
+        x0, kept = euler_sample(denoiser, noise, cond, grid, return_indices=grid_indices, **batch_kwargs)
+        states.append(torch.stack(kept, dim=1).float().cpu())
+        targets.append(x0.float().cpu())
+    config = {
+        "teacher": {"name": teacher_name, "sha256": model_fingerprint(teacher)},
+        "num_steps": int(num_steps),
+        "shift": float(shift),
+        "guidance_scale": float(guidance_scale),
+        "cfg_convention": "v_uncond + w (v_cond - v_uncond)",
+        "grid_indices": [int(i) for i in grid_indices],
+        "grid_t": grid_t.tolist(),
+        "latent_shape": [int(s) for s in latent_shape],
+        "forward_kwargs": {k: _plain(v) for k, v in kwargs.items()},
+    }
+    pairs: dict[str, Any] = {
+        "states": torch.cat(states),
+        "target": torch.cat(targets),
+        "grid_t": grid_t.float(),
+        "seeds": torch.tensor([int(s) for s in seeds], dtype=torch.int64),
+        "prompts": list(prompts),
+        "config": config,
+    }
+    if context_video is not None:
+        pairs["context"] = context_video.float().cpu()
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------- shards
+def _shard_name(index: int) -> str:
+    return f"shard-{index:05d}.safetensors"
+
+
+def write_shard(pairs: dict[str, Any], folder: str | Path, index: int) -> dict[str, Any]:
+    """Write one shard of `pairs` (all of its rows); returns its manifest entry."""
+    tensors = {
+        k: pairs[k].contiguous() for k in ("states", "target", "grid_t", "seeds", "context") if k in pairs
+    }
+    name = _shard_name(index)
+    save_file(
+        tensors,
+        str(Path(folder) / name),
+        metadata={"format": FORMAT, "prompts": json.dumps(pairs["prompts"])},
+    )
+    return {"file": name, "num": int(pairs["seeds"].shape[0])}
+
+
+def write_manifest(folder: str | Path, config: dict[str, Any], shards: list[dict[str, Any]]) -> Path:
+    """Write manifest.json (last: it marks the folder finished)."""
+    manifest = {"format": FORMAT, **config, "num_pairs": sum(s["num"] for s in shards), "shards": shards}
+    path = Path(folder) / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def _rows(pairs: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+    out = {k: v[lo:hi] for k, v in pairs.items() if k in ("states", "target", "seeds", "context", "prompts")}
+    return {**out, "grid_t": pairs["grid_t"]}
+
+
+def write_shards(pairs: dict[str, Any], folder: str | Path, shard_size: int = 256) -> Path:
+    """Write `pairs` (as returned by `generate_ode_pairs`) as shards of `shard_size` plus manifest.json."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = int(pairs["seeds"].shape[0])
+    entries = [
+        write_shard(_rows(pairs, lo, lo + shard_size), folder, i)
+        for i, lo in enumerate(range(0, n, shard_size))
+    ]
+    return write_manifest(folder, pairs.get("config", {}), entries)
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a finished pairs folder; `ConfigError` naming the command when there is none."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        state = "does not exist" if not folder.exists() else f"has no {MANIFEST} (empty or unfinished)"
+        raise ConfigError(f"ODE pairs folder {folder} {state}: make it with `{COMMAND}`")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT or not manifest.get("shards"):
+        raise ConfigError(f"{path} is not a {FORMAT} manifest with shards: remake it with `{COMMAND}`")
+    return manifest
+
+
+def read_shards(folder: str | Path) -> dict[str, Any]:
+    """All pairs of a folder in memory, shards in order (the inverse of `write_shards`)."""
+    manifest = read_manifest(folder)
+    parts: list[dict[str, Any]] = []
+    for entry in manifest["shards"]:
+        with safe_open(str(Path(folder) / entry["file"]), framework="pt") as f:
+            part = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
+            part["prompts"] = json.loads(f.metadata()["prompts"])
+        parts.append(part)
+    pairs: dict[str, Any] = {
+        k: torch.cat([p[k] for p in parts]) for k in parts[0] if k not in ("grid_t", "prompts")
+    }
+    pairs["grid_t"] = parts[0]["grid_t"]
+    pairs["prompts"] = [prompt for p in parts for prompt in p["prompts"]]
+    pairs["config"] = {k: v for k, v in manifest.items() if k not in ("format", "shards", "num_pairs")}
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------- shapes world
+def load_teacher(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """A frozen teacher from a weights folder (`save_pretrained`) or a Lightning `.ckpt` of this suite.
+
+    Returns (model, run config or {}): a Lightning checkpoint carries the resolved run config
+    (model preset, world), used for the text encoder and the clip size.
+    """
+    from forcing.models import CausalWanModel
+    from forcing.models.weights import load_state_dict_strict, read_checkpoint
+
+    path = Path(path)
+    if path.is_file() and path.suffix == ".ckpt":
+        ckpt = read_checkpoint(path)
+        run_cfg = (ckpt.get("hyper_parameters") or {}).get("config") or {}
+        if "model" not in run_cfg:
+            raise ConfigError(f"{path} holds no run config (hyper_parameters.config): pass a weights folder")
+        model = CausalWanModel.from_preset(
+            run_cfg["model"]["preset"], **(run_cfg["model"].get("overrides") or {})
+        )
+        load_state_dict_strict(model, ckpt["state_dict"])  # generator_ema when present, else generator
+    else:
+        model, run_cfg = CausalWanModel.from_pretrained(str(path)), {}
+    return model.requires_grad_(False).eval(), run_cfg
+
+
+def shapes_clips(num: int, base_seed: int = 0, max_shapes: int = 3) -> tuple[list[str], list[int]]:
+    """Prompts and seeds of `num` shapes-world clips for pairs (seeds from `pair_seed`)."""
+    from forcing.world import ClipSpec, prompt_for
+
+    seeds = [pair_seed(base_seed, i) for i in range(num)]
+    return [prompt_for(ClipSpec.sample(s, max_shapes=max_shapes)) for s in seeds], seeds
+
+
+def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for lo in range(0, n, size):
+        yield lo, min(n, lo + size)
+
+
+def make_shapes_pairs(
+    teacher_path: str | Path,
+    out: str | Path,
+    num: int,
+    *,
+    guidance_scale: float = 4.0,
+    num_frames: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    max_shapes: int | None = None,
+    base_seed: int = 0,
+    batch_size: int = 8,
+    shard_size: int = 256,
+    device: torch.device | str = "cpu",
+    text_encoder: dict[str, Any] | None = None,
+) -> Path:
+    """Generate `num` shapes-world pairs from a teacher and write them to `out`, shard by shard.
+
+    Clip size and text encoder default to the checkpoint's run config, else conf/world/shapes.yaml.
+    Returns the manifest path. (Also the artifact store's maker of ODE pairs.)
+    """
+    from forcing.encoders import build_text_encoder
+
+    teacher, run_cfg = load_teacher(teacher_path)
+    world = {**shapes_world_defaults(), **(run_cfg.get("world") or {})}
+    frames, h, w = num_frames or world["num_frames"], height or world["height"], width or world["width"]
+    encoder = build_text_encoder(text_encoder or world["text_encoder"])
+    teacher = teacher.to(device)
+    prompts, seeds = shapes_clips(num, base_seed, max_shapes or world["max_shapes"])
+    latent_shape = (teacher.config.in_dim, frames, h, w)  # identity codec: latents are the pixels
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries, config = [], {}
+    for index, (lo, hi) in enumerate(_chunks(num, shard_size)):
+        pairs = generate_ode_pairs(
+            teacher, encoder, prompts[lo:hi], seeds[lo:hi], latent_shape,
+            guidance_scale=guidance_scale, batch_size=batch_size, device=device, teacher_name=str(teacher_path),
+        )  # fmt: skip
+        entries.append(write_shard(pairs, folder, index))
+        config = pairs["config"]
+    config = {**config, "world": "shapes", "codec": "identity", "base_seed": base_seed}
+    return write_manifest(folder, config, entries)
+
+
+def shapes_world_defaults() -> dict[str, Any]:
+    """conf/world/shapes.yaml as a plain dict."""
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "world" / "shapes.yaml"
+    return OmegaConf.to_container(OmegaConf.load(conf), resolve=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: generate shapes-world ODE pairs from a teacher."""
+    parser = argparse.ArgumentParser(prog="python -m forcing.ode_pairs", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--teacher", required=True, help="teacher weights folder (save_pretrained) or Lightning .ckpt"
+    )
+    parser.add_argument("--out", required=True, help="output folder (shards + manifest.json)")
+    parser.add_argument("--num", type=int, required=True, help="number of pairs (clips)")
+    parser.add_argument("--guidance", type=float, default=4.0, help="CFG scale w: v_u + w (v_c - v_u)")
+    parser.add_argument(
+        "--frames", type=int, default=None, help="latent frames (default: teacher's world, 12)"
+    )
+    parser.add_argument("--height", type=int, default=None)
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--max-shapes", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0, help="base seed of the pair clips")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--shard-size", type=int, default=256)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    manifest = make_shapes_pairs(
+        args.teacher, args.out, args.num, guidance_scale=args.guidance, num_frames=args.frames,
+        height=args.height, width=args.width, max_shapes=args.max_shapes, base_seed=args.seed,
+        batch_size=args.batch_size, shard_size=args.shard_size, device=args.device,
+    )  # fmt: skip
+    print(f"wrote {args.num} ODE pairs: {manifest}")
+
+
+if __name__ == "__main__":
+    main()

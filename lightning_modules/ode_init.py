@@ -1,0 +1,159 @@
+"""ODE initialisation (Self Forcing / CausVid, REFERENCE §3): regress the teacher's ODE endpoint.
+
+Pairs come from the bidirectional teacher (`python -m forcing.ode_pairs`): states x_{t_k} of its
+48-step shifted Euler run with CFG at the student's 4 grid points, and the endpoint x0. The causal
+student (block-causal attention, `frames_per_block`, optional `local_window`, initialised from the
+teacher's weights when `paradigm.init_from` is set: same architecture) sees, for every block, the
+state at a grid index drawn per block and per clip, at that index's timestep; its x0 prediction
+x_t - sigma v regresses the endpoint. It then samples like a distilled generator: the stochastic
+4-step sampler on the same grid, without guidance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
+
+from forcing.diffusion import few_step_timesteps, sigma_from_t, x0_from_velocity
+from forcing.errors import ConfigError
+from forcing.models import CausalWanModel
+from forcing.objectives import ode_regression_loss
+from lightning_modules.base import ForcingModule
+
+
+class ODEInit(ForcingModule):
+    """ODE-initialisation paradigm: causal student regressing ODE endpoints."""
+
+    #: attention mode of the student (a causal-ODE subclass with clean context may change it)
+    mode: str = "block_causal"
+
+    # ------------------------------------------------------------------ config and data
+    @classmethod
+    def validate_config(cls, cfg: DictConfig) -> None:
+        """Base checks, plus an existing `paradigm.init_from` when one is given."""
+        super().validate_config(cfg)
+        init_from = cfg.paradigm.get("init_from")
+        if init_from and not Path(str(init_from)).exists():
+            raise ConfigError(
+                f"paradigm.init_from={init_from} does not exist (a weights folder of the teacher)"
+            )
+
+    @classmethod
+    def prepare_prerequisites(cls, cfg: DictConfig) -> None:
+        """Teacher weights (artifact store) and, on the shapes world, ODE pairs generated from it
+        (keyed by the teacher's identity and the pair settings, shared across student seeds)."""
+        from forcing.ode_pairs import COMMAND, make_shapes_pairs
+        from lightning_modules.artifacts import ensure, prerequisite_config, resolve_path, store_dir
+
+        p, w = cfg.paradigm, cfg.world
+        needs_teacher = not p.get("init_from") or not p.get("pairs_path")
+        teacher = resolve_path(cfg, cfg.teacher, "teacher") if needs_teacher else None
+        with open_dict(cfg):
+            if not p.get("init_from"):  # Self Forcing: the causal student starts from the teacher
+                p.init_from = str(teacher)
+            if not p.get("pairs_path"):
+                if w.name != "shapes":
+                    raise ConfigError(f"paradigm.pairs_path is not set: make ODE pairs with `{COMMAND}`")
+                num = int(p.num_pairs)
+                if cfg.trainer.get("fast_dev_run"):  # a debugging run needs a batch or two of pairs
+                    num = min(num, 2 * int(w.batch_size) + 2)
+                key = prerequisite_config(cfg, str(cfg.teacher.experiment)) if cfg.teacher.get("experiment") else cfg
+                kind = f"ode_pairs-n{num}-w{p.pair_guidance_scale}-f{w.num_frames}"
+
+                def make(out: Path) -> None:
+                    make_shapes_pairs(
+                        teacher, out, num, guidance_scale=float(p.pair_guidance_scale),
+                        num_frames=int(w.num_frames), height=int(w.height), width=int(w.width),
+                        max_shapes=int(w.max_shapes), base_seed=0,
+                    )
+
+                p.pairs_path = str(ensure(store_dir(key, kind), make, "ODE pairs"))
+
+    @classmethod
+    def build_datamodule(cls, cfg: DictConfig) -> L.LightningDataModule:
+        """The ODE pairs of `paradigm.pairs_path`, checked against the student's grid and the world."""
+        from datamodules.ode_pairs import ODEPairsDataModule
+        from forcing.ode_pairs import COMMAND
+
+        path = cfg.paradigm.get("pairs_path")
+        if not path:
+            raise ConfigError(
+                f"paradigm.pairs_path is not set: make ODE pairs with `{COMMAND}` and pass paradigm.pairs_path=<folder>"
+            )
+        w = cfg.world
+        dm = ODEPairsDataModule(
+            path,
+            batch_size=int(w.batch_size),
+            val_size=int(w.val_size),
+            val_batch_size=int(w.val_batch_size),
+            num_workers=int(w.num_workers),
+            seed=int(cfg.seed),
+            target_is_video=w.codec.kind == "identity",
+        )
+        frames = dm.latent_shape[1]
+        if frames != int(w.num_frames):
+            raise ConfigError(
+                f"ODE pairs in {path} have {frames} latent frames, world.num_frames={w.num_frames}"
+            )
+        return dm
+
+    def build_networks(self) -> None:
+        """The student: from the teacher's weights (`paradigm.init_from`) or the model group."""
+        init_from = self.p.get("init_from")
+        if not init_from:
+            super().build_networks()
+            return
+        overrides = OmegaConf.to_container(self.cfg.model.overrides, resolve=True)
+        self.generator = CausalWanModel.from_pretrained(
+            str(init_from), preset=self.cfg.model.preset, **overrides
+        )
+
+    # ------------------------------------------------------------------ the recipe
+    def forward_kwargs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The student's attention: block-causal chunks, optional local window."""
+        return {
+            "mode": self.mode,
+            "frames_per_block": int(self.p.frames_per_block),
+            "local_window": self.p.get("local_window"),
+        }
+
+    def grid_indices(self, rngs: list[torch.Generator], num_points: int, num_frames: int) -> Tensor:
+        """A uniform grid index per block and clip, repeated over the block's frames: [B, F]."""
+        fpb = int(self.p.frames_per_block)
+        idx = [torch.randint(0, num_points, (num_frames // fpb,), generator=g, device=g.device) for g in rngs]
+        return torch.stack(idx).to(self.device).repeat_interleave(fpb, dim=1)
+
+    def student_inputs(
+        self, batch: dict[str, Any], rngs: list[torch.Generator]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(x_t [B, C, F, H, W], t [B, F], index [B, F]): each frame takes its block's grid state."""
+        states = batch["states"].to(self.device)  # [B, K, C, F, H, W]
+        b, k, _, f = states.shape[:4]
+        idx = self.grid_indices(rngs, k, f)
+        rows = torch.arange(b, device=self.device)[:, None]
+        frames = torch.arange(f, device=self.device)[None, :]
+        x_t = states.permute(0, 1, 3, 2, 4, 5)[rows, idx, frames]  # [B, F, C, H, W]
+        t = batch["grid_t"].to(self.device, torch.float32)[idx]
+        return x_t.permute(0, 2, 1, 3, 4).contiguous(), t, idx
+
+    def loss_terms(self, batch: dict[str, Any], rngs: list[torch.Generator]) -> dict[str, Tensor]:
+        """ODE regression: || x_t - sigma v_theta(x_t, t) - x0^ODE ||^2 (CausVid / Self Forcing init)."""
+        x_t, t, _ = self.student_inputs(batch, rngs)
+        context = self.encode_prompts(batch["prompt"])
+        v = self.generator(x_t, t, context, **self.forward_kwargs(batch))
+        x0 = x0_from_velocity(x_t, v, sigma_from_t(t))  # x0 = x_t - sigma v
+        return {"loss": ode_regression_loss(x0, batch["target"].to(self.device))}
+
+    def sampler_settings(self) -> dict[str, Any]:
+        """Distilled sampling: the stochastic few-step sampler on the 4-step grid, no guidance."""
+        return {
+            "timesteps": few_step_timesteps().tolist(),
+            "stochastic": True,
+            "guidance_scale": float(self.p.get("guidance_scale", 1.0)),
+            "frames_per_block": int(self.p.frames_per_block),
+        }
