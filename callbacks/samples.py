@@ -26,7 +26,11 @@ class SampleVideos(L.Callback):
         loader = trainer.datamodule.val_dataloader()
         batch = next(iter(loader))
         n = min(self.num_samples, len(batch["prompt"]))
-        return {"video": batch["video"][:n], "prompt": list(batch["prompt"][:n])}
+        if "video" in batch:
+            video = batch["video"][:n]
+        else:  # latent data (e.g. ODE pairs at Wan scale): decode the target for the ground truth
+            video = trainer.lightning_module.decode_video(batch["target"][:n]).cpu()
+        return {"video": video, "prompt": list(batch["prompt"][:n])}
 
     @torch.no_grad()
     def log_samples(self, trainer: L.Trainer, module: L.LightningModule) -> Path | None:
