@@ -40,6 +40,8 @@ class ForcingModule(L.LightningModule):
     objectives: ClassVar[tuple[str, ...]] = ("fm",)
     #: manual optimisation (two optimisers): the module accumulates gradients itself
     manual_optimization: ClassVar[bool] = False
+    #: generates block by block with a KV cache (False: full-attention models sample whole clips)
+    can_stream: ClassVar[bool] = True
 
     @classmethod
     def optimizer_steps(cls, cfg: DictConfig, iterations: int) -> int:

@@ -19,6 +19,7 @@ class BidirectionalDiffusion(DenoisingModule):
     """Full-attention flow-matching video model (one timestep per clip)."""
 
     mode = "bidirectional"
+    can_stream = False
 
     def block_timesteps(self, rngs: list[torch.Generator]) -> Tensor:
         """One shifted timestep per clip, expanded to frames: [B, F]."""

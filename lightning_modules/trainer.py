@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import ModelParallelStrategy
 from omegaconf import DictConfig
 
+from callbacks.evaluation import StreamingEvaluation
 from callbacks.samples import SampleVideos
 
 
@@ -32,7 +33,7 @@ def build_strategy(hw: DictConfig) -> str | ModelParallelStrategy:
 def build_trainer(
     cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[L.Callback] = (), paradigm: type | None = None
 ) -> L.Trainer:
-    """The Trainer: TensorBoard in the run directory, step checkpoints, sample videos.
+    """The Trainer: TensorBoard in the run directory, step checkpoints, sample videos, streaming evaluation.
 
     `trainer.max_steps` counts training iterations for every paradigm; a two-optimiser paradigm
     (`paradigm.optimizer_steps`) gets the matching number of Lightning optimiser steps, and
@@ -58,6 +59,16 @@ def build_trainer(
             num_samples=int(cbs.num_samples),
             fps=int(cbs.sample_fps),
             out_dir=run_dir / "samples",
+        ),
+        StreamingEvaluation(
+            every_n_steps=int(cbs.eval_every_n_steps),
+            horizons=list(cbs.eval_horizons),
+            num_videos=int(cbs.eval_num_videos),
+            window=None if cbs.eval_window is None else int(cbs.eval_window),
+            sink=int(cbs.eval_sink),
+            out_dir=run_dir / "eval",
+            feature_net_dir=Path(cfg.paths.artifacts) / "eval",
+            fps=int(cbs.sample_fps),
         ),
         LearningRateMonitor(logging_interval="step"),
         *extra_callbacks,

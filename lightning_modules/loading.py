@@ -1,0 +1,90 @@
+"""Load a trained paradigm from its Lightning checkpoint, ready to sample.
+
+Every checkpoint of the suite holds the resolved run config (`hyper_parameters["config"]`) and
+the module's `state_dict` (`generator.*`, optional `generator_ema.*`, frozen encoders). The
+config names the paradigm class (`paradigm._target_`), so one loader serves every paradigm.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from forcing.errors import ConfigError
+from lightning_modules.base import ForcingModule
+from lightning_modules.launch import check_checkpoint_file, paradigm_class
+
+__all__ = ["WEIGHT_SOURCES", "load_module", "read_checkpoint", "resolve_checkpoint"]
+
+#: config keys naming weights that networks are initialised from when a run starts (base model,
+#: teacher, initialised generator); the checkpoint holds the trained weights of every network, so
+#: they are cleared before building: no artifact store or Wan folder is needed to load a run.
+WEIGHT_SOURCES = ("model.pretrained", "teacher.path", "paradigm.generator_init.path", "paradigm.init_from")
+
+
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """The checkpoint file of `checkpoint`: a `.ckpt` file, or a run directory (its `checkpoints/last.ckpt`)."""
+    path = Path(checkpoint)
+    if not path.exists():
+        raise ConfigError(f"checkpoint {path} does not exist (give a .ckpt file or a run directory)")
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        last = path / "checkpoints" / "last.ckpt"
+        if not last.exists():
+            found = sorted(p.name for p in (path / "checkpoints").glob("*.ckpt"))
+            raise ConfigError(f"run directory {path} has no checkpoints/last.ckpt (found: {found or 'none'})")
+        path = last
+    if path.is_dir():
+        raise ConfigError(
+            f"checkpoint {path} is a directory (a distributed FSDP2 checkpoint or not a run directory); "
+            f"consolidate it first: python -m lightning.pytorch.utilities.consolidate_checkpoint {path}"
+        )
+    return path
+
+
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict of a suite checkpoint file (validated: a zip archive with config and weights).
+
+    Checkpoints are unpickled with `weights_only=False` (Lightning stores loop and callback
+    state): load only checkpoints you trust.
+    """
+    check_checkpoint_file(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means an unusable file
+        raise ConfigError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ConfigError(f"checkpoint {path} holds no state_dict (not a Lightning checkpoint)")
+    config = (ckpt.get("hyper_parameters") or {}).get("config")
+    if not isinstance(config, dict) or "paradigm" not in config:
+        raise ConfigError(
+            f"checkpoint {path} holds no run config (hyper_parameters['config'] with a paradigm)"
+        )
+    return ckpt
+
+
+def load_module(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> ForcingModule:
+    """The paradigm module of a checkpoint (file or run directory), weights loaded strictly, in eval mode.
+
+    The class comes from the stored config's `paradigm._target_`; networks are built by
+    `configure_model()` (no device mesh: unsharded) from random initialisation (`WEIGHT_SOURCES`
+    cleared), then the `state_dict` is loaded with `strict=True`, so every network must be in the
+    checkpoint and a checkpoint that does not match its own config is an error. Frozen encoders
+    of the world (`world.text_encoder`, `world.codec`) are built from their configured folders.
+    """
+    path = resolve_checkpoint(checkpoint)
+    ckpt = read_checkpoint(path, map_location)
+    cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
+    for key in WEIGHT_SOURCES:
+        if OmegaConf.select(cfg, key) is not None:
+            OmegaConf.update(cfg, key, None)
+    cls = paradigm_class(cfg)
+    module = cls(cfg)
+    module.configure_model()
+    try:
+        module.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as err:
+        raise ConfigError(f"checkpoint {path} does not match its config's networks: {err}") from err
+    return module.to(map_location).eval()
