@@ -103,6 +103,7 @@ class StreamingEvaluation(L.Callback):
         feature_net_dir: cache directory of the shared FVD feature network (None: no FVD).
         fps: frame rate of the logged video.
         seed: noise seed of the rollouts (fixed, so evaluations of one run are comparable).
+        at_start: also evaluate before the first step (the initial generator, e.g. the ODE init).
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class StreamingEvaluation(L.Callback):
         feature_net_dir: str | Path | None = None,
         fps: int = 8,
         seed: int = 0,
+        at_start: bool = False,
     ) -> None:
         if not horizons or min(horizons) <= 0:
             raise ValueError(f"eval horizons must be positive, got {list(horizons)}")
@@ -128,6 +130,7 @@ class StreamingEvaluation(L.Callback):
         self.feature_net_dir = Path(feature_net_dir) if feature_net_dir is not None else None
         self.fps = int(fps)
         self.seed = int(seed)
+        self.at_start = bool(at_start)
         self._net: ShapesFeatureNet | None = None
         self._last_step = -1
         self._warned = False
@@ -144,6 +147,11 @@ class StreamingEvaluation(L.Callback):
         if trainer.is_global_zero:
             self.feature_net()  # train once (cached on disk) before any rank waits on a collective
         trainer.strategy.barrier("eval_feature_net")
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """With `at_start`, score the initial generator of a fresh run (the baseline of the curves)."""
+        if self.every_n_steps > 0 and self.at_start and trainer.global_step == 0:
+            self.run(trainer, module)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:  # noqa: D102
         iteration = trainer.fit_loop.total_batch_idx + 1

@@ -69,6 +69,7 @@ def build_trainer(
             out_dir=run_dir / "eval",
             feature_net_dir=Path(cfg.paths.artifacts) / "eval",
             fps=int(cbs.sample_fps),
+            at_start=bool(cbs.get("eval_at_start", False)),
         ),
         LearningRateMonitor(logging_interval="step"),
         *extra_callbacks,
