@@ -9,6 +9,10 @@ import torch
 # One artifact store per test session (teachers and initialised generators made by the fast
 # prerequisite runs are shared by all tests, and by the FSDP2 worker processes).
 os.environ.setdefault("FORCING_ARTIFACTS", tempfile.mkdtemp(prefix="forcing-test-artifacts-"))
+# One thread per process: the suite's models are tiny (threading overhead dominates) and the
+# FSDP2 tests run two processes on a 2-core machine; oversubscription made runs many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):  # noqa: D103
