@@ -127,6 +127,7 @@ class CausalODE(ODEInit):
     """Causal ODE distillation: ODE regression onto the AR teacher's endpoints, with clean GT context."""
 
     mode: str = TF_MODE
+    teacher_role = "AR teacher"
 
     @classmethod
     def pairs_kind(cls, cfg: DictConfig, num: int) -> str:
@@ -137,46 +138,13 @@ class CausalODE(ODEInit):
                 f"-f{cfg.world.num_frames}")  # fmt: skip
 
     @classmethod
-    def prepare_prerequisites(cls, cfg: DictConfig) -> None:
-        """AR teacher weights (artifact store: experiment `teacher_forcing[_framewise]`), the student's
-        init (= the AR teacher) and, on the shapes world, the causal pairs generated from it."""
-        from lightning_modules.artifacts import ensure, prerequisite_config, resolve_path, store_dir
-
-        p, w = cfg.paradigm, cfg.world
-        needs_teacher = not p.get("init_from") or not p.get("pairs_path")
-        teacher = resolve_path(cfg, cfg.teacher, "AR teacher") if needs_teacher else None
-        with open_dict(cfg):
-            if not p.get("init_from"):  # Causal Forcing: the student starts from the stage-1 AR model
-                p.init_from = str(teacher)
-            if p.get("pairs_path"):
-                return
-            if w.name != "shapes":
-                raise ConfigError(
-                    "paradigm.pairs_path is not set: make causal ODE pairs with "
-                    "`forcing.ode_pairs.generate_ode_pairs(..., forward_kwargs={'mode': 'teacher_forcing'}, "
-                    "context_video=<GT latents>)` from the AR teacher and pass paradigm.pairs_path=<folder>"
-                )
-            num = int(p.num_pairs)
-            if cfg.trainer.get("fast_dev_run"):  # a debugging run needs a batch or two of pairs
-                num = min(num, 2 * int(w.batch_size) + 2)
-            key = cfg  # a teacher given by path: pairs keyed by this run's config (which holds the path)
-            if cfg.teacher.get("experiment") and not cfg.teacher.get("path"):
-                key = prerequisite_config(
-                    cfg, str(cfg.teacher.experiment)
-                )  # keyed by the AR teacher's identity
-            world = OmegaConf.to_container(w, resolve=True)
-
-            def make(out: Path) -> None:
-                make_causal_shapes_pairs(
-                    teacher,
-                    out,
-                    num,
-                    frames_per_block=int(p.frames_per_block),
-                    guidance_scale=float(p.pair_guidance_scale),
-                    world=world,
-                )
-
-            p.pairs_path = str(ensure(store_dir(key, cls.pairs_kind(cfg, num)), make, "causal ODE pairs"))
+    def make_pairs(cls, cfg: DictConfig, teacher: Path, out: Path, num: int) -> None:
+        """Causal pairs: the AR teacher's ODE with the ground-truth clean context of each clip."""
+        p = cfg.paradigm
+        make_causal_shapes_pairs(
+            teacher, out, num, frames_per_block=int(p.frames_per_block),
+            guidance_scale=float(p.pair_guidance_scale), world=OmegaConf.to_container(cfg.world, resolve=True),
+        )
 
     @classmethod
     def build_datamodule(cls, cfg: DictConfig) -> L.LightningDataModule:

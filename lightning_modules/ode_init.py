@@ -43,36 +43,52 @@ class ODEInit(ForcingModule):
                 f"paradigm.init_from={init_from} does not exist (a weights folder of the teacher)"
             )
 
+    #: what the teacher is called in errors
+    teacher_role: str = "teacher"
+
+    @classmethod
+    def pairs_kind(cls, cfg: DictConfig, num: int) -> str:
+        """Artifact kind of the ODE pairs (with the teacher's identity, the store key)."""
+        p, w = cfg.paradigm, cfg.world
+        return f"ode_pairs-n{num}-w{p.pair_guidance_scale}-f{w.num_frames}"
+
+    @classmethod
+    def make_pairs(cls, cfg: DictConfig, teacher: Path, out: Path, num: int) -> None:
+        """Generate `num` shapes-world pairs from the teacher into `out` (bidirectional teacher)."""
+        from forcing.ode_pairs import make_shapes_pairs
+
+        p, w = cfg.paradigm, cfg.world
+        make_shapes_pairs(
+            teacher, out, num, guidance_scale=float(p.pair_guidance_scale), num_frames=int(w.num_frames),
+            height=int(w.height), width=int(w.width), max_shapes=int(w.max_shapes), base_seed=0,
+        )
+
     @classmethod
     def prepare_prerequisites(cls, cfg: DictConfig) -> None:
-        """Teacher weights (artifact store) and, on the shapes world, ODE pairs generated from it
-        (keyed by the teacher's identity and the pair settings, shared across student seeds)."""
-        from forcing.ode_pairs import COMMAND, make_shapes_pairs
+        """Teacher weights (artifact store), the student's init (= the teacher: same architecture)
+        and, on the shapes world, ODE pairs generated from the teacher (keyed by the teacher's
+        identity and the pair settings, shared across student seeds)."""
+        from forcing.ode_pairs import COMMAND
         from lightning_modules.artifacts import ensure, prerequisite_config, resolve_path, store_dir
 
         p, w = cfg.paradigm, cfg.world
         needs_teacher = not p.get("init_from") or not p.get("pairs_path")
-        teacher = resolve_path(cfg, cfg.teacher, "teacher") if needs_teacher else None
+        teacher = resolve_path(cfg, cfg.teacher, cls.teacher_role) if needs_teacher else None
         with open_dict(cfg):
-            if not p.get("init_from"):  # Self Forcing: the causal student starts from the teacher
+            if not p.get("init_from"):
                 p.init_from = str(teacher)
-            if not p.get("pairs_path"):
-                if w.name != "shapes":
-                    raise ConfigError(f"paradigm.pairs_path is not set: make ODE pairs with `{COMMAND}`")
-                num = int(p.num_pairs)
-                if cfg.trainer.get("fast_dev_run"):  # a debugging run needs a batch or two of pairs
-                    num = min(num, 2 * int(w.batch_size) + 2)
-                key = prerequisite_config(cfg, str(cfg.teacher.experiment)) if cfg.teacher.get("experiment") else cfg
-                kind = f"ode_pairs-n{num}-w{p.pair_guidance_scale}-f{w.num_frames}"
-
-                def make(out: Path) -> None:
-                    make_shapes_pairs(
-                        teacher, out, num, guidance_scale=float(p.pair_guidance_scale),
-                        num_frames=int(w.num_frames), height=int(w.height), width=int(w.width),
-                        max_shapes=int(w.max_shapes), base_seed=0,
-                    )
-
-                p.pairs_path = str(ensure(store_dir(key, kind), make, "ODE pairs"))
+            if p.get("pairs_path"):
+                return
+            if w.name != "shapes":
+                raise ConfigError(f"paradigm.pairs_path is not set: make ODE pairs with `{COMMAND}`")
+            num = int(p.num_pairs)
+            if cfg.trainer.get("fast_dev_run"):  # a debugging run needs a batch or two of pairs
+                num = min(num, 2 * int(w.batch_size) + 2)
+            key = cfg  # a teacher given by path: pairs keyed by this run's config (which holds the path)
+            if cfg.teacher.get("experiment") and not cfg.teacher.get("path"):
+                key = prerequisite_config(cfg, str(cfg.teacher.experiment))  # the teacher's identity
+            folder = store_dir(key, cls.pairs_kind(cfg, num))
+            p.pairs_path = str(ensure(folder, lambda out: cls.make_pairs(cfg, teacher, out, num), "ODE pairs"))
 
     @classmethod
     def build_datamodule(cls, cfg: DictConfig) -> L.LightningDataModule:
