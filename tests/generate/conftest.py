@@ -1,0 +1,98 @@
+"""A tiny Teacher Forcing run trained for 2 steps, shared by the generation tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lightning_modules.launch import launch
+from tests.suite.helpers import compose_run
+
+HORIZON = 6  # training length in latent frames (2 blocks of 3)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: these tiny models gain nothing from more, and the CI machine is shared."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tf_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run directory of a tiny TF model trained for 2 steps (2 sampling steps, 16x16 frames)."""
+    tmp = tmp_path_factory.mktemp("tf_run")
+    cfg = compose_run(
+        "experiment=teacher_forcing",
+        "model=tiny",
+        f"paths.runs={tmp / 'runs'}",
+        f"paths.artifacts={tmp / 'artifacts'}",
+        "name=tf_tiny",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=1000",
+        "trainer.enable_progress_bar=false",
+        "callbacks.checkpoint_every_n_steps=2",
+        "callbacks.samples_every_n_steps=0",
+        "callbacks.eval_every_n_steps=0",
+        f"world.num_frames={HORIZON}",
+        "world.height=16",
+        "world.width=16",
+        "world.batch_size=2",
+        "paradigm.sample_steps=2",
+    )
+    launch(cfg)
+    run_dir = tmp / "runs" / "tf_tiny"
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run directory of a tiny bidirectional teacher trained for 1 step (3 frames, 2 sampling steps)."""
+    tmp = tmp_path_factory.mktemp("teacher_run")
+    cfg = compose_run(
+        "experiment=shapes_teacher",
+        "model=tiny",
+        f"paths.runs={tmp / 'runs'}",
+        f"paths.artifacts={tmp / 'artifacts'}",
+        "name=teacher_tiny",
+        "trainer.max_steps=1",
+        "trainer.val_check_interval=1000",
+        "trainer.enable_progress_bar=false",
+        "callbacks.checkpoint_every_n_steps=1",
+        "callbacks.samples_every_n_steps=0",
+        "callbacks.eval_every_n_steps=0",
+        "world.num_frames=3",
+        "world.height=16",
+        "world.width=16",
+        "world.batch_size=2",
+        "paradigm.sample_steps=2",
+    )
+    launch(cfg)
+    return tmp / "runs" / "teacher_tiny"
+
+
+@pytest.fixture(scope="session")
+def self_forcing_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Lightning-style checkpoint of an untrained tiny Self Forcing module (few-step sampler, EMA)."""
+    import torch
+
+    from lightning_modules.self_forcing import SelfForcing
+
+    cfg = compose_run(
+        "experiment=df_dmd",
+        "model=tiny",
+        f"world.num_frames={HORIZON}",
+        "world.height=16",
+        "world.width=16",
+    )
+    module = SelfForcing(cfg)
+    module.configure_model()
+    path = tmp_path_factory.mktemp("sf") / "sf.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
