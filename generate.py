@@ -80,14 +80,6 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
     return prompts
 
 
-def can_stream(module: torch.nn.Module) -> bool:
-    """Whether the paradigm samples causally: its `can_stream` flag (`ForcingModule`), else its attention mode."""
-    flag = getattr(module, "can_stream", None)
-    if isinstance(flag, bool):
-        return flag
-    return getattr(module, "mode", "block_causal") != "bidirectional"
-
-
 def slug(text: str, width: int = 40) -> str:
     """A file-name-safe prefix of a prompt."""
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:width] or "prompt"
@@ -221,7 +213,7 @@ def make_plan(args: argparse.Namespace, prompts: list[str]) -> Plan:
     ckpt = resolve_checkpoint(args.ckpt)
     module = load_module(ckpt, map_location=torch.device(args.device))
     module.sampling_generator().to(DTYPES[args.dtype])
-    streaming = can_stream(module)
+    streaming = module.can_stream
     cfg = module.cfg
     horizon = int(cfg.world.num_frames)
     window = args.window if args.window is not None else int(cfg.paradigm.get("local_window") or horizon)

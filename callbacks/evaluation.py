@@ -40,24 +40,6 @@ CURVE_PANELS: tuple[tuple[str, str, float], ...] = (
 )
 
 
-def can_stream(module: L.LightningModule) -> bool:
-    """Whether `module.stream` generates AR with a KV cache (False for a bidirectional model).
-
-    A module may say so itself with a boolean `can_stream` attribute; otherwise a module with
-    `mode == "bidirectional"` or without working `sampler_settings` cannot stream.
-    """
-    flag = getattr(module, "can_stream", None)
-    if isinstance(flag, bool):
-        return flag
-    if getattr(module, "mode", None) == "bidirectional" or not hasattr(module, "stream"):
-        return False
-    try:
-        module.sampler_settings()
-    except (NotImplementedError, AttributeError):
-        return False
-    return True
-
-
 def stream_length(horizons: Sequence[float], train_frames: int, frames_per_block: int) -> int:
     """Latent frames to stream: max(horizons) x train_frames, rounded up to whole blocks."""
     frames = math.ceil(max(horizons) * train_frames)
@@ -140,7 +122,7 @@ class StreamingEvaluation(L.Callback):
         if self.every_n_steps <= 0:
             return
         window = self.window if self.window is not None else int(module.cfg.world.num_frames)
-        if can_stream(module):
+        if module.can_stream:
             fpb = int(module.sampler_settings()["frames_per_block"])
             if window < fpb:
                 raise ValueError(f"callbacks.eval_window={window} is smaller than one block ({fpb} frames)")
@@ -190,7 +172,7 @@ class StreamingEvaluation(L.Callback):
         was_training = module.training
         module.eval()
         try:
-            if can_stream(module):
+            if module.can_stream:
                 fpb = int(module.sampler_settings()["frames_per_block"])
                 window = self.window if self.window is not None else train_frames
                 latents = module.stream(

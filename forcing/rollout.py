@@ -93,7 +93,7 @@ def generate(
         capacity_frames=capacity,
         tokens_per_frame=tokens_per_frame(model, height, width),
         sink_frames=sink_frames,
-        dtype=noise.dtype,
+        dtype=next(model.parameters()).dtype,  # the cache holds K/V in the model's dtype
         device=noise.device,
     )
     blocks = []

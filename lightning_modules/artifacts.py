@@ -13,6 +13,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,18 +114,42 @@ def trained_weights(consumer: DictConfig, experiment: str, role: str) -> Path:
         )
 
     def make(out: Path) -> None:
-        from forcing.models.weights import save_pretrained
-        from lightning_modules.launch import launch
-
         with open_dict(cfg):
             cfg.paths.runs = str(out / "run")
             cfg.name = str(cfg.experiment_name)
-        trainer = launch(cfg)
-        module = trainer.lightning_module
-        save_pretrained(module.sampling_generator(), out / "weights")
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+        if _distributed_env():
+            # inside torchrun/SLURM the prerequisite (one device) must not join this job's process
+            # group: train it in a child process with a clean environment
+            env = {k: v for k, v in os.environ.items() if k not in _DIST_VARS}
+            subprocess.run([sys.executable, "-m", "lightning_modules.artifacts", str(out / "config.yaml")],
+                           env=env, check=True, cwd=Path(__file__).resolve().parents[1])
+        else:
+            train_and_export(cfg, out)
 
     return ensure(folder, make, f"{role} ({experiment})") / "weights"
+
+
+_DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT",
+              "TORCHELASTIC_RUN_ID", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_JOB_ID")
+
+
+def _distributed_env() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or "SLURM_JOB_ID" in os.environ
+
+
+def train_and_export(cfg: DictConfig, out: Path) -> None:
+    """Train the prerequisite run of `cfg` (one device) and export its generator to `out/weights`."""
+    from forcing.models.weights import save_pretrained
+    from lightning_modules.launch import launch
+
+    trainer = launch(cfg)
+    save_pretrained(trainer.lightning_module.sampling_generator(), out / "weights")
+
+
+if __name__ == "__main__":  # python -m lightning_modules.artifacts <out>/config.yaml
+    request = Path(sys.argv[1])
+    train_and_export(OmegaConf.load(request), request.parent)
 
 
 def resolve_path(consumer: DictConfig, section: DictConfig, role: str) -> Path:
