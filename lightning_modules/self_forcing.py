@@ -211,10 +211,11 @@ class SelfForcing(ForcingModule):
         terms.update({f"critic_{k}" if k != "loss" else "critic_loss": v for k, v in c.items()})
         if plan.critic_step:
             self.step_optimizer(opt_c, critic_parameters(self.objective, self.critic_net), "critic")
-        terms["loss"] = terms.get("generator_loss", terms["critic_loss"])
+        if "generator_loss" in terms:  # train/loss is the generator's loss, as for every paradigm
+            terms["loss"] = terms["generator_loss"]
         terms["exit_step"] = torch.tensor(float(roll.exit_steps[0]))
         self.log_train(terms, batch_size=len(batch["prompt"]))
-        return terms["loss"]
+        return terms.get("loss", terms["critic_loss"])
 
     def step_optimizer(self, opt: Any, params: Any, name: str) -> None:
         """Clip (optim.grad_clip), log `train/grad_norm[_critic]`, step and zero one optimiser."""
