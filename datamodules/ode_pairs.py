@@ -26,6 +26,7 @@ from safetensors import safe_open
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from datamodules.resumable import ResumableEpoch
 from datamodules.shapes import _rank_and_world
 from forcing.errors import ConfigError
 from forcing.ode_pairs import check_student_grid, read_manifest
@@ -153,7 +154,7 @@ class _Collate:
         return collate(items, self.grid_t, self.target_is_video)
 
 
-class ODEPairsDataModule(L.LightningDataModule):
+class ODEPairsDataModule(ResumableEpoch, L.LightningDataModule):
     """ODE-initialisation pairs of a folder made by `python -m forcing.ode_pairs`."""
 
     def __init__(
@@ -188,7 +189,6 @@ class ODEPairsDataModule(L.LightningDataModule):
         self.seed = seed
         self.shuffle = shuffle
         self.target_is_video = target_is_video
-        self._resume_batches = 0
 
     @property
     def latent_shape(self) -> list[int]:
@@ -218,21 +218,10 @@ class ODEPairsDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Training pairs, disjoint per rank, in a per-epoch order."""
         sampler = self.train_sampler()
-        sampler.skip = self._resume_batches * self.batch_size
-        self._resume_batches = 0
+        sampler.skip = self.take_resume_batches() * self.batch_size
         return self._loader(sampler.dataset, self.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
         """The validation pairs (smallest clip seeds), in seed order."""
         return self._loader(Subset(self.pairs, 0, self.val_size), self.val_batch_size)
 
-    def state_dict(self) -> dict[str, int]:
-        """Saved in checkpoints: how many batches of the current epoch were trained on."""
-        trainer = self.trainer
-        if trainer is None:
-            return {"batches_in_epoch": 0}
-        return {"batches_in_epoch": int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Resume mid-epoch: the next training loader skips the batches already trained on."""
-        self._resume_batches = int(state.get("batches_in_epoch", 0))

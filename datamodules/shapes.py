@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from datamodules.resumable import ResumableEpoch
 from forcing.world import ClipSpec, prompt_for, render
 
 #: Training seeds start here; validation seeds are [0, val_size) and val_size must stay below.
@@ -109,7 +110,7 @@ def _rank_and_world(trainer: Any) -> tuple[int, int]:
     return 0, 1
 
 
-class ShapesDataModule(L.LightningDataModule):
+class ShapesDataModule(ResumableEpoch, L.LightningDataModule):
     """Shapes-world clips and prompts; nothing is downloaded.
 
     Batches: {"video": [B, 3, F, H, W] float32 in [-1, 1], "prompt": list[str], "seed": int64 [B]}.
@@ -146,7 +147,6 @@ class ShapesDataModule(L.LightningDataModule):
         self.train_size = train_size
         self.val_size = val_size
         self.num_workers = num_workers
-        self._resume_batches = 0
         self.save_hyperparameters()
 
     def prepare_data(self) -> None:
@@ -176,20 +176,9 @@ class ShapesDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Infinite-stream training clips, distinct per rank, worker and epoch."""
         sampler = self.train_sampler()
-        sampler.skip = self._resume_batches * self.batch_size
-        self._resume_batches = 0
+        sampler.skip = self.take_resume_batches() * self.batch_size
         return self._loader(sampler.dataset, self.batch_size, sampler)
 
-    def state_dict(self) -> dict[str, int]:
-        """Saved in checkpoints: how many batches of the current epoch were trained on."""
-        trainer = self.trainer
-        if trainer is None:
-            return {"batches_in_epoch": 0}
-        return {"batches_in_epoch": int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Resume mid-epoch: the next training loader skips the batches already trained on."""
-        self._resume_batches = int(state.get("batches_in_epoch", 0))
 
     def val_dataloader(self) -> DataLoader:
         """The fixed validation clips, seeds 0..val_size-1 in order."""

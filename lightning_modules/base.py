@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from forcing.diffusion import Conditioning
+from forcing.diffusion.schedule import few_step_timesteps
 from forcing.encoders import build_codec, build_text_encoder
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
@@ -211,6 +212,16 @@ class ForcingModule(L.LightningModule):
         """How this paradigm generates: `timesteps` (descending t list), `stochastic` (few-step
         re-noising vs Euler ODE), `guidance_scale`, `frames_per_block`."""
         raise NotImplementedError
+
+    def few_step_settings(self, timesteps: list[float] | None = None) -> dict[str, Any]:
+        """Settings of a distilled generator: the stochastic few-step sampler on `timesteps` (default
+        the 4-step grid 1000, 937.5, 833.3, 625), `paradigm.guidance_scale` (1 = no CFG)."""
+        return {
+            "timesteps": timesteps if timesteps is not None else few_step_timesteps().tolist(),
+            "stochastic": True,
+            "guidance_scale": float(self.p.get("guidance_scale", 1.0)),
+            "frames_per_block": int(self.p.frames_per_block),
+        }
 
     @torch.no_grad()
     def stream(

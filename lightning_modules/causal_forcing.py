@@ -29,7 +29,6 @@ from forcing.diffusion import (
     Denoiser,
     add_noise,
     euler_timesteps,
-    few_step_timesteps,
     sigma_from_t,
     x0_from_velocity,
 )
@@ -296,9 +295,4 @@ class CausalConsistency(ForcingModule):
     # ------------------------------------------------------------------ sampling
     def sampler_settings(self) -> dict[str, Any]:
         """Few-step (multistep consistency) sampling on the 4-step grid, no guidance."""
-        return {
-            "timesteps": few_step_timesteps().tolist(),
-            "stochastic": True,
-            "guidance_scale": float(self.p.get("guidance_scale", 1.0)),
-            "frames_per_block": int(self.p.frames_per_block),
-        }
+        return self.few_step_settings()

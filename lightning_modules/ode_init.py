@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
-from forcing.diffusion import few_step_timesteps, sigma_from_t, x0_from_velocity
+from forcing.diffusion import sigma_from_t, x0_from_velocity
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
 from forcing.objectives import ode_regression_loss
@@ -167,9 +167,4 @@ class ODEInit(ForcingModule):
 
     def sampler_settings(self) -> dict[str, Any]:
         """Distilled sampling: the stochastic few-step sampler on the 4-step grid, no guidance."""
-        return {
-            "timesteps": few_step_timesteps().tolist(),
-            "stochastic": True,
-            "guidance_scale": float(self.p.get("guidance_scale", 1.0)),
-            "frames_per_block": int(self.p.frames_per_block),
-        }
+        return self.few_step_settings()

@@ -249,9 +249,4 @@ class SelfForcing(ForcingModule):
 
     def sampler_settings(self) -> dict[str, Any]:
         """Few-step stochastic sampler on the training grid, no CFG (distilled)."""
-        return {
-            "timesteps": self.grid(),
-            "stochastic": True,
-            "guidance_scale": float(self.p.guidance_scale),
-            "frames_per_block": int(self.p.frames_per_block),
-        }
+        return self.few_step_settings(self.grid())

@@ -1,0 +1,27 @@
+"""Mid-epoch resume for data modules whose loaders can skip the batches already trained on."""
+
+from __future__ import annotations
+
+
+class ResumableEpoch:
+    """Mixin for a LightningDataModule: checkpoints record how many batches of the current epoch
+    were trained on; after `load_state_dict` the next training loader skips them
+    (`take_resume_batches()` returns the count once, then 0)."""
+
+    _resume_batches: int = 0
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in checkpoints: how many batches of the current epoch were trained on."""
+        trainer = self.trainer
+        if trainer is None:
+            return {"batches_in_epoch": 0}
+        return {"batches_in_epoch": int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume mid-epoch: the next training loader skips the batches already trained on."""
+        self._resume_batches = int(state.get("batches_in_epoch", 0))
+
+    def take_resume_batches(self) -> int:
+        """Batches to skip in the next training loader (consumed by the call)."""
+        batches, self._resume_batches = self._resume_batches, 0
+        return batches
