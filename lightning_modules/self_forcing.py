@@ -110,9 +110,9 @@ class SelfForcing(ForcingModule):
         if self.generator is not None:
             return
         super().configure_model()
-        if any(True for _ in self.objective.parameters()):
-            shard_module(self.objective, self._device_mesh, self.cfg.hardware.param_dtype,
-                         self.cfg.hardware.reduce_dtype)
+        for child in self.objective.children():  # sharded per called submodule (e.g. the GAN heads)
+            if any(True for _ in child.parameters()):
+                shard_module(child, self._device_mesh, self.cfg.hardware.param_dtype, self.cfg.hardware.reduce_dtype)
 
     def backbones(self) -> list[CausalWanModel]:
         """Generator, EMA, real score and critic are sharded alike."""
