@@ -196,16 +196,7 @@ class ODEPairsDataModule(ResumableEpoch, L.LightningDataModule):
         return [int(s) for s in self.pairs[0]["target"].shape]
 
     def _loader(self, dataset: Dataset, batch_size: int, sampler: Any = None) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            shuffle=False,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            drop_last=sampler is not None,
-            collate_fn=_Collate(self.pairs.grid_t, self.target_is_video),
-        )
+        return self.make_loader(dataset, batch_size, sampler, _Collate(self.pairs.grid_t, self.target_is_video))
 
     def train_sampler(self, rank: int | None = None, world_size: int | None = None) -> PairSampler:
         """The training sampler of a rank (default: this process's rank and world size)."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from torch.utils.data import DataLoader, Dataset
+
 
 class ResumableEpoch:
     """Mixin for a LightningDataModule: checkpoints record how many batches of the current epoch
@@ -9,6 +13,7 @@ class ResumableEpoch:
     (`take_resume_batches()` returns the count once, then 0)."""
 
     _resume_batches: int = 0
+    num_workers: int = 0
 
     def state_dict(self) -> dict[str, int]:
         """Saved in checkpoints: how many batches of the current epoch were trained on."""
@@ -25,3 +30,16 @@ class ResumableEpoch:
         """Batches to skip in the next training loader (consumed by the call)."""
         batches, self._resume_batches = self._resume_batches, 0
         return batches
+
+    def make_loader(self, dataset: Dataset, batch_size: int, sampler: Any = None, collate_fn: Any = None) -> DataLoader:
+        """A loader in the sampler's order (training: drop the last partial batch)."""
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=sampler is not None,
+            collate_fn=collate_fn,
+        )

@@ -155,17 +155,6 @@ class ShapesDataModule(ResumableEpoch, L.LightningDataModule):
     def _clips(self, length: int) -> ShapesClips:
         return ShapesClips(length, self.num_frames, self.height, self.width, self.max_shapes, self.min_shapes)
 
-    def _loader(self, dataset: ShapesClips, batch_size: int, sampler: Any = None) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            shuffle=False,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            drop_last=sampler is not None,
-        )
-
     def train_sampler(self, rank: int | None = None, world_size: int | None = None) -> SeedStreamSampler:
         """The training seed sampler of a rank (default: this process's global rank and world size)."""
         default_rank, default_world = _rank_and_world(self.trainer)
@@ -177,12 +166,12 @@ class ShapesDataModule(ResumableEpoch, L.LightningDataModule):
         """Infinite-stream training clips, distinct per rank, worker and epoch."""
         sampler = self.train_sampler()
         sampler.skip = self.take_resume_batches() * self.batch_size
-        return self._loader(sampler.dataset, self.batch_size, sampler)
+        return self.make_loader(sampler.dataset, self.batch_size, sampler)
 
 
     def val_dataloader(self) -> DataLoader:
         """The fixed validation clips, seeds 0..val_size-1 in order."""
-        return self._loader(self._clips(self.val_size), self.val_batch_size)
+        return self.make_loader(self._clips(self.val_size), self.val_batch_size)
 
     def val_seeds(self) -> list[int]:
         """Seeds of the validation clips."""

@@ -28,3 +28,15 @@ def pytest_collection_modifyitems(config, items):  # noqa: D103
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture()
+def model():
+    """The tiny backbone with N(0, 0.2) weights (Wan's init zeroes the head: outputs would be 0)."""
+    from forcing.models import CausalWanModel
+
+    torch.manual_seed(0)
+    m = CausalWanModel.from_preset("tiny")
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    return m

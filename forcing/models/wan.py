@@ -98,8 +98,8 @@ class RMSNorm(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- attention
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with qk RMSNorm and 3-axis RoPE; keys/values may be prefixed by a cache."""
+class _Projections(nn.Module):
+    """The q, k, v, o projections and the full-width qk RMSNorms of a Wan attention layer."""
 
     def __init__(self, dim: int, num_heads: int, eps: float, backend: str = "auto") -> None:
         super().__init__()
@@ -111,6 +111,10 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(dim, dim)
         self.norm_q = RMSNorm(dim, eps)
         self.norm_k = RMSNorm(dim, eps)
+
+
+class SelfAttention(_Projections):
+    """Multi-head self-attention with qk RMSNorm and 3-axis RoPE; keys/values may be prefixed by a cache."""
 
     def forward(
         self,
@@ -140,19 +144,8 @@ class SelfAttention(nn.Module):
         return self.o(out.flatten(2)), k, v
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_Projections):
     """Multi-head attention from video tokens to text tokens (qk RMSNorm, no RoPE, no mask)."""
-
-    def __init__(self, dim: int, num_heads: int, eps: float, backend: str = "auto") -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.backend = backend
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = RMSNorm(dim, eps)
-        self.norm_k = RMSNorm(dim, eps)
 
     def context_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embedded text [B, L, dim] -> (k, v) [B, L, H, d] (what a KVCache keeps per prompt)."""

@@ -23,15 +23,6 @@ def tiny_model(seed: int = 0) -> CausalWanModel:
     return model.requires_grad_(False).eval()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _single_thread():
-    """One thread: the machine is shared, and thread hand-offs dominate tiny models."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def make_model():
     """Factory of tiny models with a non-zero head: `make_model(seed)`."""

@@ -11,14 +11,6 @@ TRAIN_FRAMES = 12
 HORIZONS = 3
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def specs() -> list[ClipSpec]:
     return [ClipSpec.sample(seed) for seed in range(6)]

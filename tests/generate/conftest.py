@@ -12,17 +12,6 @@ from tests.suite.helpers import compose_run
 HORIZON = 6  # training length in latent frames (2 blocks of 3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: these tiny models gain nothing from more, and the CI machine is shared."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def tf_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run directory of a tiny TF model trained for 2 steps (2 sampling steps, 16x16 frames)."""

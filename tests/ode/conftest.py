@@ -12,15 +12,6 @@ from forcing.models.weights import save_pretrained
 from forcing.ode_pairs import generate_ode_pairs, shapes_clips, write_shards
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _single_thread():
-    """One thread (also while session fixtures generate pairs): thread hand-offs dominate on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def teacher() -> CausalWanModel:
     return tiny_teacher()

@@ -12,30 +12,12 @@ from torch.distributions import Normal, kl_divergence
 
 from forcing.diffusion import Conditioning
 from forcing.diffusion.schedule import few_step_timesteps
-from forcing.models import CausalWanModel
 from forcing.objectives.grpo import clip_fraction, gaussian_kl, gaussian_logprob, group_advantages, grpo_loss
 from forcing.reward import flow_smoothness_reward, mean_flow_magnitude
 from forcing.rollout import generate
 from forcing.rollout_long import policy_logprobs, sample_trajectory, sliced_noise
 
 GRID = few_step_timesteps().tolist()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture()
-def model() -> CausalWanModel:
-    torch.manual_seed(0)
-    m = CausalWanModel.from_preset("tiny")
-    for p in m.parameters():
-        torch.nn.init.normal_(p, std=0.2)
-    return m
 
 
 # ---------------------------------------------------------------------- advantages and log-probs

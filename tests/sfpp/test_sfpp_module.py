@@ -18,14 +18,6 @@ SFPP = [e for e in EXPERIMENTS if e.startswith("self_forcing_pp")]
 TINY = ["model=tiny", "paradigm.generator_init.experiment=null"]  # fast: no ODE-init prerequisite
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_sfpp_experiments_exist() -> None:
     expected = {"self_forcing_pp", "self_forcing_pp_beta_window", "self_forcing_pp_uniform_exit",
                 "self_forcing_pp_short_horizon", "self_forcing_pp_window_6", "self_forcing_pp_grpo"}

@@ -6,36 +6,18 @@ from __future__ import annotations
 
 import weakref
 
-import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from forcing.diffusion import Conditioning
 from forcing.diffusion.schedule import few_step_timesteps
-from forcing.models import CausalWanModel, KVCache
+from forcing.models import KVCache
 from forcing.rollout import generate
 from forcing.rollout_long import drawn_noise, sliced_noise, window_rollout
 
 GRID = few_step_timesteps().tolist()
 M, FPB = 4, 2  # teacher horizon (= window = cache) and frames per block of the tiny tests
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture()
-def model() -> CausalWanModel:
-    torch.manual_seed(0)
-    m = CausalWanModel.from_preset("tiny")
-    for p in m.parameters():
-        torch.nn.init.normal_(p, std=0.2)
-    return m
 
 
 def roll(model, noise, context, frames, start, **kw):

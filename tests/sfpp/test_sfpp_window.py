@@ -25,14 +25,6 @@ from forcing.rollout_long import (
 GRID = few_step_timesteps().tolist()  # 1000, 937.5, 833.33, 625 (float32 values)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is fastest on a shared machine
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture()
 def model() -> CausalWanModel:
     torch.manual_seed(0)
