@@ -9,6 +9,7 @@ and a missing one is an error naming the command that makes it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -44,16 +46,21 @@ def compose_experiment(experiment: str, *overrides: str) -> DictConfig:
 
 
 def prerequisite_config(consumer: DictConfig, experiment: str) -> DictConfig:
-    """The config of prerequisite `experiment` for a `consumer` run: the consumer's world, model
-    size, seed, paths and (for debugging runs) trainer; one device, so that it can run in-process."""
-    cfg = compose_experiment(experiment)
+    """The config of prerequisite `experiment` for a `consumer` run: the consumer's budget (so the
+    whole chain trains at the study budget when asked), world (but the prerequisite's own batch
+    size), model size, seed, paths and (for debugging runs) trainer; one device, so that it can
+    run in-process."""
+    cfg = compose_experiment(experiment, f"budget={consumer.get('budget_name', 'demo')}")
     with open_dict(cfg):
+        own_batch = cfg.world.batch_size  # a training hyperparameter of the prerequisite's own recipe
         for key in ("world", "seed", "paths"):
             cfg[key] = consumer[key]
+        cfg.world.batch_size = own_batch
         cfg.model.preset = consumer.model.preset
         cfg.model.overrides = consumer.model.overrides
         if consumer.trainer.get("fast_dev_run"):
             cfg.trainer = consumer.trainer
+            cfg.world.batch_size = consumer.world.batch_size
             if "sample_steps" in consumer.paradigm:
                 cfg.paradigm.sample_steps = consumer.paradigm.sample_steps
         cfg.hardware = OmegaConf.merge(consumer.hardware, {"devices": 1, "num_nodes": 1, "strategy": "auto"})
@@ -95,11 +102,32 @@ def ensure(folder: Path, make: Callable[[Path], None], what: str, timeout_s: flo
                 raise ConfigError(f"timed out waiting for rank 0 to make {what} in {folder}")
             time.sleep(2)
         return folder
-    log.info("artifact %s missing: making it in %s", what, folder)
     folder.mkdir(parents=True, exist_ok=True)
-    make(folder)
-    (folder / DONE).write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    # runs sharing a store (two sweeps, a sweep and a study) make each artifact once: whoever holds
+    # the lock makes it, the others wait for it and then find it
+    with open(folder / ".lock", "w") as lock:
+        if not _try_lock(lock):
+            log.info("artifact %s is being made by another run: waiting for %s", what, folder)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if (folder / DONE).is_file():
+                log.info("artifact %s found: %s", what, folder)
+                return folder
+            log.info("artifact %s missing: making it in %s", what, folder)
+            make(folder)
+            (folder / DONE).write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return folder
+
+
+def _try_lock(lock: IO[str]) -> bool:
+    """Take `lock`'s exclusive lock without waiting; False if another process holds it."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def trained_weights(consumer: DictConfig, experiment: str, role: str) -> Path:

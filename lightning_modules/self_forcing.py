@@ -75,9 +75,10 @@ class SelfForcing(ForcingModule):
         """Resolve the teacher and the initialised generator to weight folders (artifact store)."""
         from lightning_modules.artifacts import resolve_path
 
-        teacher = resolve_path(cfg, cfg.teacher, "teacher")
+        # the generator's chain first: a concurrent run may be making the (shared) teacher meanwhile
         init = cfg.paradigm.generator_init
         init_path = resolve_path(cfg, init, "generator init") if (init.get("path") or init.get("experiment")) else None
+        teacher = resolve_path(cfg, cfg.teacher, "teacher")
         with open_dict(cfg):
             cfg.teacher.path = str(teacher)
             cfg.paradigm.generator_init.path = str(init_path) if init_path else None
