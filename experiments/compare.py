@@ -1,7 +1,7 @@
 """Compare runs: TensorBoard event files -> a markdown table in the papers' layout and PNG plots.
 
     python experiments/compare.py RUN_DIR [RUN_DIR ...] [--out DIR] [--keys eval/stability@1x ...]
-    python experiments/compare.py --sweep DIR [--out DIR]
+    python experiments/compare.py --sweep DIR [--out DIR] [--with-start]
 
 A run is a directory holding `events.out.tfevents.*` files (its name is the run name); a sweep
 directory holds runs in its subdirectories (found recursively). For every run the last value
@@ -10,6 +10,8 @@ experiment) and metric columns grouped by horizon: stability, drift, motion, ali
 each horizon found (1x, 5x, 10x, 20x), then `train/loss` and `val/loss`. Plots: stability against
 horizon, and error accumulation over frames from the runs' `eval/curves.jsonl` (written by the
 StreamingEvaluation callback) where present. Written to --out: comparison.md, scalars.csv, PNGs.
+`--with-start` adds, for every run evaluated more than once, a row "<run> @start" with its first
+evaluation (the initial generator of a distillation run: the "before" of a before/after study).
 
 Importable: `compare(run_dirs, out_dir, keys=None) -> (markdown, plots)`.
 """
@@ -23,7 +25,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from matplotlib.figure import Figure
 
@@ -51,8 +53,17 @@ def find_runs(sweep: str | Path) -> list[Path]:
 
 def last_scalars(run_dir: str | Path) -> dict[str, float]:
     """Last value (highest step, then latest write) of every scalar in the run's event files."""
+    return scalars_at(run_dir, "last")
+
+
+def scalars_at(run_dir: str | Path, which: str = "last") -> dict[str, float]:
+    """Every scalar of the run at its last step ("last"), or the `eval/*` scalars of its first
+    evaluation ("first": the initial generator of a run evaluated at start, e.g. the ODE init of a
+    DMD run)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    if which not in ("first", "last"):
+        raise ValueError(f"which must be 'first' or 'last', not {which!r}")
     acc = EventAccumulator(
         str(run_dir), size_guidance={"scalars": 0, "images": 1, "histograms": 1, "tensors": 1, "audio": 1}
     )
@@ -60,21 +71,37 @@ def last_scalars(run_dir: str | Path) -> dict[str, float]:
     out: dict[str, float] = {}
     for tag in acc.Tags().get("scalars", []):
         events = acc.Scalars(tag)
-        if events:
+        if which == "first":
+            if events and tag.startswith("eval/"):
+                out[tag] = float(min(events, key=lambda e: (e.step, e.wall_time)).value)
+        elif events:
             out[tag] = float(max(events, key=lambda e: (e.step, e.wall_time)).value)
     # runs evaluated without a TensorBoard logger: fall back on the callback's JSON lines
-    for key, value in (_last_jsonl(Path(run_dir) / "eval" / "metrics.jsonl") or {}).items():
+    record = _jsonl(Path(run_dir) / "eval" / "metrics.jsonl", which)
+    for key, value in (record or {}).items():
         if key.startswith("eval/") and key not in out and isinstance(value, (int, float)):
             out[key] = float(value)
     return out
 
 
-def _last_jsonl(path: Path) -> dict[str, Any] | None:
-    """The last record of a JSON-lines file (None if missing or empty)."""
+def eval_steps(run_dir: str | Path) -> list[int]:
+    """Global steps at which the run was evaluated (from its `eval/*` scalars), sorted."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = [t for t in acc.Tags().get("scalars", []) if t.startswith("eval/")]
+    return sorted({e.step for t in tags for e in acc.Scalars(t)})
+
+
+def _jsonl(path: Path, which: str = "last") -> dict[str, Any] | None:
+    """The first or last record of a JSON-lines file (None if missing or empty)."""
     if not path.is_file():
         return None
     lines = [line for line in path.read_text().splitlines() if line.strip()]
-    return json.loads(lines[-1]) if lines else None
+    if not lines:
+        return None
+    return json.loads(lines[0] if which == "first" else lines[-1])
 
 
 def run_info(run_dir: Path) -> dict[str, str]:
@@ -123,41 +150,63 @@ def _header(key: str) -> str:
     return f"{m['name']} {m['horizon']}x" if m else key
 
 
-def markdown_table(runs: Sequence[Path], scalars: Sequence[dict[str, float]], keys: Sequence[str]) -> str:
+class Row(NamedTuple):
+    """One table row: a run at its last step, or at its first evaluation (`label` "<run> @start")."""
+
+    run: Path
+    which: str = "last"
+
+    @property
+    def label(self) -> str:
+        return self.run.name if self.which == "last" else f"{self.run.name} @start"
+
+
+def rows_of(runs: Sequence[Path], with_start: bool = False) -> list[Row]:
+    """A row per run; with `with_start`, runs evaluated more than once also get their first
+    evaluation as a row just before (the initial generator: "before" in a before/after study)."""
+    rows: list[Row] = []
+    for run in runs:
+        if with_start and len(eval_steps(run)) > 1:
+            rows.append(Row(run, "first"))
+        rows.append(Row(run))
+    return rows
+
+
+def markdown_table(rows: Sequence[Row], scalars: Sequence[dict[str, float]], keys: Sequence[str]) -> str:
     """One row per run (run, paradigm, experiment), then one column per key."""
     head = ["run", "paradigm", "experiment", *(_header(k) for k in keys)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(keys)) + "|"]
-    for run, values in zip(runs, scalars):
-        info = run_info(run)
-        cells = [run.name, info["paradigm"], info["experiment"], *(_fmt(k, values.get(k)) for k in keys)]
+    for row, values in zip(rows, scalars):
+        info = run_info(row.run)
+        cells = [row.label, info["paradigm"], info["experiment"], *(_fmt(k, values.get(k)) for k in keys)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_csv(path: Path, runs: Sequence[Path], scalars: Sequence[dict[str, float]]) -> Path:
-    """Every scalar of every run (one row per run)."""
+def write_csv(path: Path, rows: Sequence[Row], scalars: Sequence[dict[str, float]]) -> Path:
+    """Every scalar of every row."""
     keys = sorted(set().union(*scalars)) if scalars else []
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["run", *keys])
-        for run, values in zip(runs, scalars):
-            writer.writerow([run.name, *(values.get(k, "") for k in keys)])
+        for row, values in zip(rows, scalars):
+            writer.writerow([row.label, *(values.get(k, "") for k in keys)])
     return path
 
 
 # ---------------------------------------------------------------------- plots
-def plot_stability_vs_horizon(runs: Sequence[Path], scalars: Sequence[dict[str, float]], path: Path) -> Path:
-    """Stability against horizon, one line per run."""
+def plot_stability_vs_horizon(rows: Sequence[Row], scalars: Sequence[dict[str, float]], path: Path) -> Path:
+    """Stability against horizon, one line per row."""
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
-    for run, values in zip(runs, scalars):
+    for row, values in zip(rows, scalars):
         points = sorted(
             (float(m["horizon"]), v)
             for k, v in values.items()
             if (m := EVAL_KEY.match(k)) and m["name"] == "stability"
         )
         if points:
-            ax.plot(*zip(*points), marker="o", label=run.name)
+            ax.plot(*zip(*points), marker="o", ls="--" if row.which == "first" else "-", label=row.label)
     horizons = sorted({x for line in ax.lines for x in line.get_xdata()})
     if horizons:
         ax.set_xticks(horizons, [f"{h:g}x" for h in horizons])
@@ -170,18 +219,18 @@ def plot_stability_vs_horizon(runs: Sequence[Path], scalars: Sequence[dict[str, 
     return path
 
 
-def plot_error_accumulation(runs: Sequence[Path], path: Path) -> Path | None:
-    """Per-frame curves of each run's last evaluation (eval/curves.jsonl); None if no run has them."""
-    records = [(run, _last_jsonl(run / "eval" / "curves.jsonl")) for run in runs]
-    records = [(run, rec) for run, rec in records if rec and rec.get("curves")]
+def plot_error_accumulation(rows: Sequence[Row], path: Path) -> Path | None:
+    """Per-frame curves of each row's evaluation (eval/curves.jsonl); None if no row has them."""
+    records = [(row, _jsonl(row.run / "eval" / "curves.jsonl", row.which)) for row in rows]
+    records = [(row, rec) for row, rec in records if rec and rec.get("curves")]
     if not records:
         return None
     fig = Figure(figsize=(10, 6), layout="constrained")
     for i, (name, label, ideal) in enumerate(CURVES):
         ax = fig.add_subplot(2, 2, i + 1)
-        for run, rec in records:
+        for row, rec in records:
             curve = [math.nan if v is None else v for v in rec["curves"].get(name, [])]
-            ax.plot(curve, lw=1.2, label=f"{run.name} ({rec.get('mode', '')})")
+            ax.plot(curve, lw=1.2, ls="--" if row.which == "first" else "-", label=f"{row.label} ({rec.get('mode', '')})")
         ax.axhline(ideal, color="grey", lw=0.8, ls="--")
         train_frames = int(records[0][1].get("train_frames") or 0)
         longest = max(len(rec["curves"].get(name, [])) for _, rec in records)
@@ -197,20 +246,23 @@ def plot_error_accumulation(runs: Sequence[Path], path: Path) -> Path | None:
 
 # ---------------------------------------------------------------------- entry points
 def compare(
-    run_dirs: Sequence[str | Path], out_dir: str | Path, keys: Sequence[str] | None = None
+    run_dirs: Sequence[str | Path], out_dir: str | Path, keys: Sequence[str] | None = None, with_start: bool = False
 ) -> tuple[str, list[Path]]:
-    """Write comparison.md, scalars.csv and the plots to `out_dir`; returns (markdown, plot paths)."""
+    """Write comparison.md, scalars.csv and the plots to `out_dir`; returns (markdown, plot paths).
+
+    With `with_start`, a run evaluated more than once also gets a row for its first evaluation."""
     runs = [Path(r) for r in run_dirs]
     if not runs:
         raise ValueError("no runs to compare (no directory with events.out.tfevents files)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scalars = [last_scalars(r) for r in runs]
-    markdown = markdown_table(runs, scalars, list(keys) if keys else table_keys(scalars))
+    rows = rows_of(runs, with_start)
+    scalars = [scalars_at(row.run, row.which) for row in rows]
+    markdown = markdown_table(rows, scalars, list(keys) if keys else table_keys(scalars))
     (out / "comparison.md").write_text(markdown)
-    write_csv(out / "scalars.csv", runs, scalars)
-    plots = [plot_stability_vs_horizon(runs, scalars, out / "stability_vs_horizon.png")]
-    accumulation = plot_error_accumulation(runs, out / "error_accumulation.png")
+    write_csv(out / "scalars.csv", rows, scalars)
+    plots = [plot_stability_vs_horizon(rows, scalars, out / "stability_vs_horizon.png")]
+    accumulation = plot_error_accumulation(rows, out / "error_accumulation.png")
     if accumulation is not None:
         plots.insert(0, accumulation)
     return markdown, plots
@@ -227,12 +279,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--keys", nargs="+", help="table columns (default: stability, drift, motion, alignment, fvd)"
     )
+    parser.add_argument(
+        "--with-start", action="store_true",
+        help="also a row for each run's first evaluation (the initial generator: before/after studies)",
+    )
     args = parser.parse_args(argv)
     runs = list(args.runs) + (find_runs(args.sweep) if args.sweep else [])
     if not runs:
         parser.error("give run directories or --sweep DIR (with events.out.tfevents files)")
     out = args.out or ((args.sweep / "comparison") if args.sweep else Path("comparison"))
-    markdown, plots = compare(runs, out, args.keys)
+    markdown, plots = compare(runs, out, args.keys, with_start=args.with_start)
     print(markdown)
     for plot in plots:
         print(plot)

@@ -64,3 +64,32 @@ def test_cli_with_keys(eval_sweep: Path, tmp_path: Path) -> None:
     assert lines[0] == "| run | paradigm | experiment | stability 1x | train/loss |"
     assert lines[2].startswith("| tf | tf |") and lines[3].startswith("| df | df |")
     assert (tmp_path / "stability_vs_horizon.png").is_file()
+
+
+def _write_run(run: Path, evals: dict[int, float], train_loss: float) -> None:
+    """A run with `eval/stability@1x` at each step of `evals` and one train/loss."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run))
+    for step, value in evals.items():
+        writer.add_scalar("eval/stability@1x", value, step)
+    writer.add_scalar("train/loss", train_loss, max(evals))
+    writer.close()
+
+
+def test_with_start_adds_the_first_evaluation(tmp_path: Path) -> None:
+    """Before/after rows: a run evaluated at start and end gives "<run> @start" (first values,
+    no training scalars) and "<run>" (last values); a run evaluated once gives one row."""
+    compare = _compare_module()
+    _write_run(tmp_path / "runs" / "sf", {0: 10.0, 120: 40.0}, 0.5)
+    _write_run(tmp_path / "runs" / "tf", {500: 25.0}, 0.2)
+    runs = compare.find_runs(tmp_path / "runs")
+    markdown, _ = compare.compare(runs, tmp_path / "out", ["eval/stability@1x", "train/loss"], with_start=True)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in markdown.strip().splitlines()[2:]]
+    assert [(r[0], r[3], r[4]) for r in rows] == [
+        ("sf @start", "10.0", "-"),
+        ("sf", "40.0", "0.5"),
+        ("tf", "25.0", "0.2"),
+    ]
+    plain, _ = compare.compare(runs, tmp_path / "plain", ["eval/stability@1x"])
+    assert [line.split("|")[1].strip() for line in plain.strip().splitlines()[2:]] == ["sf", "tf"]
