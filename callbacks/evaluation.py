@@ -151,10 +151,11 @@ class StreamingEvaluation(L.Callback):
             self._net = load_or_train_feature_net(self.feature_net_dir)
         return self._net
 
-    def _clips(self, trainer: L.Trainer, module: L.LightningModule) -> list[ClipSpec] | None:
+    def _clips(self, datamodule: Any, module: L.LightningModule) -> list[ClipSpec] | None:
         """ClipSpecs of the first `num_videos` validation seeds: from the datamodule, or from the
-        shapes world's config when the paradigm trains on other data (e.g. ODE pairs)."""
-        dm = trainer.datamodule
+        shapes world's config when the paradigm trains on other data (e.g. ODE pairs) or runs
+        without a trainer."""
+        dm = datamodule
         if not (hasattr(dm, "clip_spec") and hasattr(dm, "val_seeds")):
             world = module.cfg.world
             if world.name != "shapes":
@@ -200,36 +201,46 @@ class StreamingEvaluation(L.Callback):
         if step == self._last_step:
             return None
         self._last_step = step
-        specs = self._clips(trainer, module)
+        specs = self._clips(trainer.datamodule, module)
         if not specs:
             return None
-        video, mode, train_frames = self.generate(module, [prompt_for(s) for s in specs])
-        scalars = None
-        if trainer.is_global_zero:
-            horizons = [k for k in self.horizons if round(k * train_frames) <= video.shape[2]]
-            skipped = [k for k in self.horizons if k not in horizons]
-            if skipped:
-                rank_zero_info(
-                    f"StreamingEvaluation ({mode}, {video.shape[2]} frames): horizons "
-                    f"{', '.join(f'{k:g}x' for k in skipped)} skipped"
-                )
-            result = evaluate(video, specs, horizons, train_frames, feature_net=self.feature_net())
-            scalars = result["scalars"]
-            meta = {
-                "step": step,
-                "iteration": trainer.fit_loop.total_batch_idx + 1,
-                "mode": mode,
-                "frames": int(video.shape[2]),
-                "train_frames": train_frames,
-            }
-            self._log(trainer, step, scalars, result["curves"], video, specs, meta)
+        meta = {"step": step, "iteration": trainer.fit_loop.total_batch_idx + 1}
+        scalars = self.score(module, specs, meta, trainer.loggers, _tensorboard(trainer), trainer.is_global_zero)
         trainer.strategy.barrier("eval_done")
         return scalars
+
+    def evaluate_module(self, module: L.LightningModule, step: int, loggers: Sequence[Any] = (),
+                        writer: Any = None) -> dict[str, float] | None:
+        """Evaluate a module outside training (e.g. a checkpoint: `experiments/evaluate.py`), logged
+        at `step` to `loggers`, `writer` (a TensorBoard SummaryWriter) and `out_dir`."""
+        specs = self._clips(None, module)
+        if not specs:
+            return None
+        return self.score(module, specs, {"step": step, "iteration": None}, loggers, writer, True)
+
+    def score(self, module: L.LightningModule, specs: Sequence[ClipSpec], meta: dict[str, Any],
+              loggers: Sequence[Any], writer: Any, scorer: bool) -> dict[str, float] | None:
+        """Generate the videos of `specs`; on the scoring process score them and write everything."""
+        video, mode, train_frames = self.generate(module, [prompt_for(s) for s in specs])
+        if not scorer:
+            return None
+        horizons = [k for k in self.horizons if round(k * train_frames) <= video.shape[2]]
+        skipped = [k for k in self.horizons if k not in horizons]
+        if skipped:
+            rank_zero_info(
+                f"StreamingEvaluation ({mode}, {video.shape[2]} frames): horizons "
+                f"{', '.join(f'{k:g}x' for k in skipped)} skipped"
+            )
+        result = evaluate(video, specs, horizons, train_frames, feature_net=self.feature_net())
+        meta = {**meta, "mode": mode, "frames": int(video.shape[2]), "train_frames": train_frames}
+        self._log(loggers, writer, int(meta["step"]), result["scalars"], result["curves"], video, specs, meta)
+        return result["scalars"]
 
     # ------------------------------------------------------------------ output (rank 0)
     def _log(
         self,
-        trainer: L.Trainer,
+        loggers: Sequence[Any],
+        writer: Any,
         step: int,
         scalars: dict[str, float],
         curves: dict[str, Tensor],
@@ -237,7 +248,7 @@ class StreamingEvaluation(L.Callback):
         specs: Sequence[ClipSpec],
         meta: dict[str, Any],
     ) -> None:
-        for logger in trainer.loggers:
+        for logger in loggers:
             logger.log_metrics(scalars, step=step)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir / "metrics.jsonl", "a") as f:
@@ -253,7 +264,6 @@ class StreamingEvaluation(L.Callback):
         gt = ground_truth(specs[:1], video.shape[2], video.shape[3], video.shape[4])[0]
         grid = side_by_side(gt, video[0])
         write_mp4(grid, self.out_dir / f"stream_step{step:06d}.mp4", fps=self.fps)
-        writer = _tensorboard(trainer)
         if writer is not None:
             writer.add_figure("eval/curves", fig, global_step=step)
             writer.add_video("eval/video", for_tensorboard(grid), global_step=step, fps=self.fps)
