@@ -7,7 +7,7 @@ import argparse
 import torch
 
 from forcing.bench.registry import section
-from forcing.bench.streaming import generator_specs, random_inputs, time_stream
+from forcing.bench.streaming import GenSpec, generator_specs, random_inputs, time_stream
 from forcing.bench.timing import machine
 from forcing.bench.worlds import WAN_VIDEO_FRAMES, WAN_WORLD, bench_world
 
@@ -18,6 +18,24 @@ GEN_HEADER = (
     "| first-block latency (ms) | total (ms) | total, best run (ms) | latent frames / s |\n"
     "|---|---|---|---|---|---:|---:|---:|---:|---:|"
 )
+
+
+def _row(
+    spec: GenSpec,
+    device: torch.device,
+    dtype: str,
+    decode: str,
+    frames: int,
+    times: tuple[float, float, float],
+    fps: str,
+) -> str:
+    """One table row: (first-block latency, median total, best total) seconds of a stream of `frames`."""
+    first, total, best = times
+    blocks = frames // spec.frames_per_block
+    return (
+        f"| {spec.name} | {device.type} | {dtype} | {spec.forwards} | {decode} | {frames} ({blocks}) "
+        f"| {first * 1e3:.1f} | {total * 1e3:.1f} | {best * 1e3:.1f} | {fps} |"
+    )
 
 
 @section("generation")
@@ -33,12 +51,10 @@ def bench_generation(args: argparse.Namespace) -> str:
         noise, cond = random_inputs(model, world, world.horizon, device, torch.float32)
         for decode in (None, lambda block: codec.decode(block).clamp(-1, 1)):
             with torch.inference_mode():
-                first, total, best = time_stream(model, spec, noise, cond, decode, args.gen_repeats)
-            blocks = world.horizon // spec.frames_per_block
+                times = time_stream(model, spec, noise, cond, decode, args.gen_repeats)
+            label = "yes (identity codec)" if decode else "no"
             rows.append(
-                f"| {spec.name} | {device.type} | fp32 | {spec.forwards} | {'yes (identity codec)' if decode else 'no'} "
-                f"| {world.horizon} ({blocks}) | {first * 1e3:.1f} | {total * 1e3:.1f} | {best * 1e3:.1f} "
-                f"| {world.horizon / total:.1f} |"
+                _row(spec, device, "fp32", label, world.horizon, times, f"{world.horizon / times[1]:.1f}")
             )
     lines = [
         f"### generation: `{world.preset}` preset, random weights and random text context, batch 1, "
@@ -67,13 +83,9 @@ def _wan_generation(args: argparse.Namespace, device: torch.device) -> list[str]
     rows = []
     for spec in generator_specs(args.many_steps)[:2]:
         with torch.inference_mode():
-            first, total, best = time_stream(model, spec, noise, cond, None, args.gen_repeats)
-        blocks = WAN_WORLD.horizon // spec.frames_per_block
-        rows.append(
-            f"| {spec.name} | {device.type} | bf16 | {spec.forwards} | no (no VAE) | {WAN_WORLD.horizon} ({blocks}) "
-            f"| {first * 1e3:.1f} | {total * 1e3:.1f} | {best * 1e3:.1f} | {WAN_WORLD.horizon / total:.2f} "
-            f"(= {WAN_VIDEO_FRAMES / total:.1f} video FPS) |"
-        )
+            times = time_stream(model, spec, noise, cond, None, args.gen_repeats)
+        fps = f"{WAN_WORLD.horizon / times[1]:.2f} (= {WAN_VIDEO_FRAMES / times[1]:.1f} video FPS)"
+        rows.append(_row(spec, device, "bf16", "no (no VAE)", WAN_WORLD.horizon, times, fps))
     return [
         f"### generation at Wan2.1-T2V-1.3B size: 832x480 -> {WAN_WORLD.horizon} latent frames of "
         f"{WAN_WORLD.height}x{WAN_WORLD.width} ({model.tokens_per_frame(WAN_WORLD.height, WAN_WORLD.width)} "

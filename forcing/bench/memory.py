@@ -10,7 +10,7 @@ import torch
 
 from forcing.bench.probes import CacheProbe, stream_alloc
 from forcing.bench.registry import section
-from forcing.bench.streaming import generator_specs, random_inputs
+from forcing.bench.streaming import generator_specs, random_inputs, run_stream
 from forcing.bench.timing import machine
 from forcing.bench.worlds import bench_world
 
@@ -20,8 +20,6 @@ __all__ = ["bench_memory"]
 @section("memory")
 def bench_memory(args: argparse.Namespace) -> str:
     """Rolling-window streams of 1x..20x the training length: cache bytes and per-block memory stay flat."""
-    from forcing.rollout import generate
-
     device, world = torch.device(args.device), bench_world(args)
     model = world.model(device)
     spec = generator_specs(args.many_steps)[0]
@@ -33,16 +31,7 @@ def bench_memory(args: argparse.Namespace) -> str:
 
         def run(on_block: Callable, noise: torch.Tensor = noise, cond: Any = cond) -> None:
             with torch.inference_mode():
-                generate(
-                    model,
-                    noise,
-                    cond,
-                    frames_per_block=spec.frames_per_block,
-                    timesteps=spec.timesteps,
-                    stochastic=True,
-                    cache_frames=world.horizon,
-                    on_block=on_block,
-                )
+                run_stream(model, spec, noise, cond, world.horizon, on_block)
 
         peak, block_peak = stream_alloc(run, device)
         probe.close()

@@ -13,7 +13,7 @@ import torch
 from forcing.bench.timing import sync
 from forcing.bench.worlds import BenchWorld
 
-__all__ = ["GenSpec", "generator_specs", "random_inputs", "stream_once", "time_stream"]
+__all__ = ["GenSpec", "generator_specs", "random_inputs", "run_stream", "stream_once", "time_stream"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,30 @@ def random_inputs(
     return noise, Conditioning(context=context, null_context=torch.zeros_like(context))
 
 
+def run_stream(
+    model: torch.nn.Module,
+    spec: GenSpec,
+    noise: torch.Tensor,
+    cond: Any,
+    cache_frames: int | None,
+    on_block: Callable[[int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """One AR stream of `spec` over `noise` (KV cache of `cache_frames`, None: full); the generated latents."""
+    from forcing.rollout import generate
+
+    return generate(
+        model,
+        noise,
+        cond,
+        frames_per_block=spec.frames_per_block,
+        timesteps=spec.timesteps,
+        stochastic=spec.stochastic,
+        guidance_scale=spec.guidance_scale,
+        cache_frames=cache_frames,
+        on_block=on_block,
+    )
+
+
 def stream_once(
     model: torch.nn.Module,
     spec: GenSpec,
@@ -67,7 +91,6 @@ def stream_once(
     cache_frames: int | None = None,
 ) -> tuple[float, float]:
     """(first-block latency, total) seconds of one AR stream; `decode` runs on every finished block."""
-    from forcing.rollout import generate
 
     device = noise.device
     first: list[float] = []
@@ -81,17 +104,7 @@ def stream_once(
 
     sync(device)
     start = time.perf_counter()
-    generate(
-        model,
-        noise,
-        cond,
-        frames_per_block=spec.frames_per_block,
-        timesteps=spec.timesteps,
-        stochastic=spec.stochastic,
-        guidance_scale=spec.guidance_scale,
-        cache_frames=cache_frames,
-        on_block=on_block,
-    )
+    run_stream(model, spec, noise, cond, cache_frames, on_block)
     sync(device)
     return first[0], time.perf_counter() - start
 
