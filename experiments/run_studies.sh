@@ -43,7 +43,8 @@ tables() {
   $PY experiments/compare.py "$R/self_forcing_dmd-dmd-s0" "$R/self_forcing_pp-dmd-s0" --with-start \
     --keys eval/stability@1x eval/stability@5x eval/stability@10x eval/stability@20x \
     eval/drift_brightness@1x eval/drift_brightness@5x eval/drift_brightness@10x eval/drift_brightness@20x \
-    eval/motion@1x eval/motion@5x eval/motion@10x eval/motion@20x eval/fvd@1x eval/fvd@20x \
+    eval/motion@1x eval/motion@5x eval/motion@10x eval/motion@20x eval/colour_fidelity@1x eval/colour_fidelity@20x \
+    eval/fvd@1x eval/fvd@20x \
     --out experiments/long_horizon/results
   $PY experiments/compare.py "$R/self_forcing_dmd-dmd-s0" "$R/causal_forcing_dmd-dmd-s0" --with-start \
     --keys eval/sharpness@1x eval/sharpness@20x eval/motion@1x eval/motion@20x eval/size_error@1x \
