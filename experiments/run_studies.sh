@@ -6,7 +6,7 @@
 #   bash experiments/run_studies.sh [STUDY_DIR]        # default: runs/study
 #   bash experiments/run_studies.sh STUDY_DIR tables   # tables and plots only (after the runs)
 #
-# Wall clock on a 2-core CPU: about 100 min (experiments/paradigms/README.md).
+# Wall clock on a 2-core CPU: about 2 h (1 h 54 min measured) (experiments/paradigms/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STUDY=$(realpath -m "${1:-runs/study}")
