@@ -69,6 +69,24 @@ class SelfForcing(ForcingModule):
             raise ConfigError(f"paradigm.exit_step={p.exit_step} is not random, last or in [0, {len(steps)})")
         if not (cfg.teacher.get("path") or cfg.teacher.get("experiment")):
             raise ConfigError("Self Forcing needs a teacher (real score and critic init): set teacher=...")
+        cls._check_init_blocks(cfg)
+
+    @staticmethod
+    def _check_init_blocks(cfg: DictConfig) -> None:
+        """An initialising experiment must share the student's block size: the causal mask it was
+        trained with is the one the student rolls out with (a path is taken as given)."""
+        from lightning_modules.artifacts import prerequisite_config
+
+        p = cfg.paradigm
+        init = p.generator_init
+        if init.get("path") or not init.get("experiment"):
+            return
+        blocks = prerequisite_config(cfg, init.experiment).paradigm.get("frames_per_block")
+        if blocks is not None and int(blocks) != int(p.frames_per_block):
+            raise ConfigError(
+                f"paradigm.generator_init.experiment={init.experiment} trains frames_per_block={blocks}, "
+                f"but this student has frames_per_block={p.frames_per_block}: pick an init of the same block size"
+            )
 
     @classmethod
     def prepare_prerequisites(cls, cfg: DictConfig) -> None:

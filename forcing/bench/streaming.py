@@ -91,7 +91,6 @@ def stream_once(
     cache_frames: int | None = None,
 ) -> tuple[float, float]:
     """(first-block latency, total) seconds of one AR stream; `decode` runs on every finished block."""
-
     device = noise.device
     first: list[float] = []
 

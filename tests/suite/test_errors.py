@@ -67,3 +67,13 @@ def test_cli_errors_are_one_line(tmp_path) -> None:
     lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
     assert lines[-1].startswith("error: ") and "frames_per_block=3" in lines[-1]
     assert len(lines) == 1
+
+
+def test_generator_init_of_another_block_size(tmp_path) -> None:
+    """A frame-wise student initialised from the chunk-wise ODE init is refused before anything is made."""
+    cfg = compose_run(
+        "experiment=self_forcing_dmd_framewise", "paradigm.generator_init.experiment=ode_init", *fast_overrides(tmp_path)
+    )
+    with pytest.raises(ConfigError, match="ode_init trains frames_per_block=3, but this student has frames_per_block=1"):
+        launch(cfg)
+    assert not (tmp_path / "runs").exists() and not any(tmp_path.glob("**/weights-*"))
