@@ -14,14 +14,23 @@ cannot influence it, and the window start is drawn independently of the content,
 sampling the window from a finished N-frame rollout). Memory is the fixed-size cache plus the
 window: nothing grows with N unless `keep_history` keeps the earlier frames (on CPU).
 
-Backward noise (per window block, exit step s, grid t_0 > t_1 > ...):
-- ``"first"``: x = add_noise(clean, eps, sigma(t_0)), then steps 0..s (Self Forcing's exit rule).
-  With the default grid sigma(t_0) = 1, so x = eps whatever the clean frames: the block starts
-  from its own rollout noise and the window is exactly the inference rollout continued with
-  grad at the exit step (the clean window is not computed).
-- ``"exit"``: x = add_noise(clean, eps, sigma(t_s)) with fresh eps, then only step s (with grad).
-The clean frames are the rollout's own window, produced by continuing the inference rollout from
-a copy of the cache; the window pass then restarts from the cache as it was at the window start.
+Backward noise initialisation (Self-Forcing++ eq. 1, Alg. 1 line 4), grid t_0 > t_1 > ... > t_{T-1}
+(the paper's {t_1..t_T}): the window's clean frames x0 (the rollout's own window) are re-noised to
+the grid point j = `noise_step`, x_t = (1 - sigma(t_j)) x0 + sigma(t_j) eps with fresh eps, and each
+window block then runs the grid steps j..T-1 with the exit rule. The caller draws j, its own draw,
+independent of the exit steps (`SelfForcingPP.draw_noise_step`: uniform over the grid, or 0 for
+``backward_noise: first``); an exit step s < j (uniform-exit ablation) is clamped to j, the first
+step the block runs. With sigma(t_j) = 1 (j = 0 on the default grid) x_t = eps whatever the clean
+frames: the block starts from its own rollout noise and the window is exactly the inference
+rollout continued with grad at the exit step (the clean window is not computed). The clean window
+comes from continuing the inference rollout from a copy of the cache; the window pass then
+restarts from the cache as it was at the window start.
+
+Context cache (`noisy_context`): by default a finished block is re-run at `context_t` to write its
+clean K/V (Alg. 1/2). `noisy_context=True` is the ablation whose cache holds noisy K/V: no re-run,
+the block's slots keep the K/V its last denoising forward wrote (the noisy input of its last step,
+at that step's t), in the rollout before the window, in the clean window and in the window pass;
+`stream_rollout` is the matching inference rollout.
 
 `sample_trajectory` / `policy_logprobs` (GRPO, A.6 eq. 7): each re-noising step of the sampler is
 Gaussian, x_{k+1} ~ N((1 - sigma_{k+1}) x0_theta(x_k), sigma_{k+1}^2 I); the sampler records its
@@ -47,7 +56,8 @@ from forcing.rollout import denoise_block, tokens_per_frame
 from forcing.rollout_train import Rollout
 
 WINDOW_SAMPLING = ("uniform", "beta")
-BACKWARD_NOISE = ("first", "exit")
+#: grid: t drawn uniformly from the few-step grid (eq. 1); first: always t_0 (sigma 1 on the default grid)
+BACKWARD_NOISE = ("grid", "first")
 
 #: noise of the block [start, start + frames): (start, frames) -> [B, C, frames, H, W]
 NoiseFn = Callable[[int, int], Tensor]
@@ -114,10 +124,12 @@ def rollout_frames_at(
 # ---------------------------------------------------------------------- the window rollout
 @dataclass
 class WindowRollout(Rollout):
-    """The window of a long rollout (``video``: the student's window output, grad at exit steps)."""
+    """The window of a long rollout (``video``: the student's window output, grad at exit steps;
+    ``exit_steps``: the steps that ran with grad, after clamping to ``noise_step``)."""
 
     window_start: int = 0           # first frame of the window in the rollout
     num_frames: int = 0             # N: length of the rollout the window was drawn from
+    noise_step: int = 0             # grid index j the window was re-noised to (eq. 1: t = t_j)
     inputs: Tensor | None = None    # [B, C, K, H, W] the window's backward-noise-initialised inputs
     clean: Tensor | None = None     # [B, C, K, H, W] the rollout's own clean window (when computed)
     history: Tensor | None = None   # [B, C, window_start, H, W] on CPU (keep_history only)
@@ -142,16 +154,60 @@ def copy_cache(cache: KVCache) -> KVCache:
 
 
 @torch.no_grad()
+def write_context(
+    denoiser: Denoiser, x: Tensor, cond: Conditioning, cache: KVCache, start: int, context_t: float,
+    noisy_context: bool = False,
+) -> None:
+    """Alg. 1/2: re-run the finished block x at `context_t` to write its clean K/V. With
+    `noisy_context` nothing runs: the slots keep the K/V of the block's last denoising forward."""
+    if noisy_context:
+        return
+    t_ctx = torch.full((x.shape[0],), float(context_t), device=x.device)
+    denoiser.velocity(x.detach(), t_ctx, cond, cache=cache, start_frame=start)
+
+
+@torch.no_grad()
 def inference_block(
     denoiser: Denoiser, z: Tensor, cond: Conditioning, timesteps: Sequence[float], cache: KVCache, start: int,
-    context_t: float, generator: torch.Generator | None,
+    context_t: float, generator: torch.Generator | None, noisy_context: bool = False,
 ) -> Tensor:
     """One block exactly as `forcing.rollout.generate` makes it (Algorithm 2): few-step denoising,
-    then the re-run at `context_t` that writes the clean block's K/V."""
+    then the re-run at `context_t` that writes the clean block's K/V (none with `noisy_context`)."""
     x = denoise_block(denoiser, z, cond, timesteps, stochastic=True, generator=generator, cache=cache, start_frame=start)
-    t_ctx = torch.full((x.shape[0],), float(context_t), device=x.device)
-    denoiser.velocity(x, t_ctx, cond, cache=cache, start_frame=start)
+    write_context(denoiser, x, cond, cache, start, context_t, noisy_context)
     return x
+
+
+@torch.no_grad()
+def stream_rollout(
+    model: CausalWanModel,
+    cond: Conditioning,
+    noise: NoiseFn,
+    *,
+    num_frames: int,
+    frames_per_block: int,
+    timesteps: Sequence[float],
+    cache_frames: int,
+    guidance_scale: float = 1.0,
+    context_t: float = 0.0,
+    noisy_context: bool = False,
+    generator: torch.Generator | None = None,
+    on_block: Callable[[int, Tensor], None] | None = None,
+) -> Tensor:
+    """The inference rollout of `window_rollout` (stochastic few-step sampler, rolling cache of
+    `cache_frames` frames): with `noisy_context=False` it draws and returns what `generate` does;
+    with `noisy_context=True` the cache holds each block's last noisy K/V. on_block(index, block)."""
+    denoiser, cache, blocks = Denoiser(model, guidance_scale=guidance_scale), None, []
+    for index, start in enumerate(range(0, num_frames, frames_per_block)):
+        z = noise(start, frames_per_block)
+        if cache is None:
+            cfg_rows = 2 if guidance_scale != 1.0 and cond.null_context is not None else 1
+            cache = new_cache(model, torch.cat([z] * cfg_rows), cache_frames)
+        x = inference_block(denoiser, z, cond, timesteps, cache, start, context_t, generator, noisy_context)
+        blocks.append(x)
+        if on_block is not None:
+            on_block(index, x)
+    return torch.cat(blocks, dim=2)
 
 
 def window_rollout(
@@ -166,67 +222,66 @@ def window_rollout(
     timesteps: Sequence[float],
     exit_steps: Sequence[int],
     cache_frames: int,
-    backward_noise: str = "first",
+    noise_step: int = 0,
     context_t: float = 0.0,
+    noisy_context: bool = False,
     generator: torch.Generator | None = None,
     backward_generator: torch.Generator | None = None,
     keep_history: bool = False,
     on_block: BlockHook | None = None,
 ) -> WindowRollout:
     """Roll out to the window [window_start, window_start + window_frames) of an N-frame rollout and
-    return the student's window (see the module docstring). exit_steps: one per window block."""
+    return the student's window (see the module docstring). exit_steps: one per window block;
+    noise_step: the grid index j the window is re-noised to (eq. 1, Alg. 1 line 4)."""
     fpb, steps = frames_per_block, list(timesteps)
     if window_start not in window_starts(num_frames, window_frames, fpb):
         raise ValueError(f"window start {window_start} is not a block-aligned start in {num_frames} frames")
     if len(exit_steps) != window_frames // fpb:
         raise ValueError(f"need one exit step per window block ({window_frames // fpb}), got {len(exit_steps)}")
-    if backward_noise not in BACKWARD_NOISE:
-        raise ValueError(f"backward noise {backward_noise!r} is not one of {BACKWARD_NOISE}")
+    if not 0 <= noise_step < len(steps):
+        raise ValueError(f"noise_step {noise_step} is not a grid index in [0, {len(steps)})")
     cond, denoiser = Conditioning(context), Denoiser(model)
     cache: KVCache | None = None
     history: list[Tensor] = []
     for start in range(0, window_start, fpb):  # the rollout before the window: inference, no graph
         z = noise(start, fpb)
         cache = cache if cache is not None else new_cache(model, z, cache_frames)
-        x = inference_block(denoiser, z, cond, steps, cache, start, context_t, generator)
+        x = inference_block(denoiser, z, cond, steps, cache, start, context_t, generator, noisy_context)
         if keep_history:
             history.append(x.cpu())
         if on_block is not None:
             on_block(start, cache)
 
     blocks = list(range(window_start, window_start + window_frames, fpb))
-    first = [0 if backward_noise == "first" else int(s) for s in exit_steps]  # grid index the block restarts at
-    sigmas = [float(sigma_from_t(steps[i])) for i in first]
+    sigma = float(sigma_from_t(steps[noise_step]))  # eq. 1: the window's backward-noise level
+    exits = [max(int(s), noise_step) for s in exit_steps]  # the block runs steps noise_step..T-1
     clean: list[Tensor] = []
-    if any(s < 1.0 for s in sigmas):  # the rollout's own clean window, from a copy of the cache
+    if sigma < 1.0:  # the rollout's own clean window, from a copy of the cache
         saved = copy_cache(cache) if cache is not None else None
         for start in blocks:
             z = noise(start, fpb)
             cache = cache if cache is not None else new_cache(model, z, cache_frames)
-            clean.append(inference_block(denoiser, z, cond, steps, cache, start, context_t, generator))
+            clean.append(inference_block(denoiser, z, cond, steps, cache, start, context_t, generator, noisy_context))
         cache = saved if saved is not None else new_cache(model, clean[0], cache_frames)
 
     outputs, inputs = [], []
     for j, start in enumerate(blocks):
-        s = int(exit_steps[j])
-        if clean:  # backward noise initialisation: x_t = (1 - sigma) x0 + sigma eps
+        if clean:  # eq. 1, backward noise initialisation: x_t = (1 - sigma_t) x0 + sigma_t eps
             eps = torch.randn(clean[j].shape, generator=backward_generator, device=clean[j].device, dtype=clean[j].dtype)
-            x = add_noise(clean[j], eps, sigmas[j])
+            x = add_noise(clean[j], eps, sigma)
         else:  # sigma = 1: add_noise(clean, eps, 1) = eps, the block's own rollout noise
             x = noise(start, fpb)
         cache = cache if cache is not None else new_cache(model, x, cache_frames)
-        out = few_step_sample(denoiser, x, cond, steps[first[j]:], generator=generator, exit_step=s - first[j],
-                              cache=cache, start_frame=start)  # Alg. 1: no grad before s, grad at s
-        with torch.no_grad():  # Alg. 1: re-run at the context timestep writes the block's clean K/V
-            denoiser.velocity(out.detach(), torch.full((out.shape[0],), float(context_t), device=out.device), cond,
-                              cache=cache, start_frame=start)
+        out = few_step_sample(denoiser, x, cond, steps[noise_step:], generator=generator,
+                              exit_step=exits[j] - noise_step, cache=cache, start_frame=start)  # Alg. 1: grad at s
+        write_context(denoiser, out, cond, cache, start, context_t, noisy_context)  # Alg. 1: clean K/V, no grad
         outputs.append(out)
         inputs.append(x.detach())
         if on_block is not None:
             on_block(start, cache)
     return WindowRollout(
-        video=torch.cat(outputs, dim=2), exit_steps=[int(s) for s in exit_steps], timesteps=steps,
-        window_start=window_start, num_frames=num_frames, inputs=torch.cat(inputs, dim=2),
+        video=torch.cat(outputs, dim=2), exit_steps=exits, timesteps=steps,
+        window_start=window_start, num_frames=num_frames, noise_step=int(noise_step), inputs=torch.cat(inputs, dim=2),
         clean=torch.cat(clean, dim=2) if clean else None,
         history=torch.cat(history, dim=2) if history else None,
     )
@@ -239,7 +294,8 @@ class Trajectory:
 
     video: [B, C, F, H, W] clean blocks (on `store`); states[b]: [T, B, C, fpb, H, W], the inputs
     x_0 (the block's noise) .. x_{T-1} of block b's T steps; logp_old: [B, num_blocks, T - 1] the
-    sampling policy's log N(x_{k+1}; (1 - sigma_{k+1}) x0(x_k), sigma_{k+1}^2 I).
+    sampling policy's log N(x_{k+1}; (1 - sigma_{k+1}) x0(x_k), sigma_{k+1}^2 I); their sum over
+    blocks and steps is the trajectory's log-probability (`forcing.objectives.grpo.trajectory_logprob`).
     """
 
     video: Tensor

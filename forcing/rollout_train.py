@@ -32,11 +32,14 @@ class Rollout:
     timesteps: Sequence[float]    # the few-step grid used (t values, descending)
 
     def t_range(self) -> tuple[float, float]:
-        """[t_{s}, t_{s-1}] of the (first block's) exit step: the critic's timestep interval for
-        a video generated at step s (GAN, REFERENCE §3); t_{-1} = 1000."""
+        """(low, high) = the grid cell just below the (first block's) exit step: the critic's t
+        interval for a video generated at step s (Self Forcing GAN, REFERENCE §3: [t_{s-1}, t_s] in
+        the paper's ascending indexing). Exit at 1000 -> (937.5, 1000); exit at the last step
+        625 -> (0, 625): the public code's `denoised_timestep_to` is the next lower grid step, 0
+        after the last."""
         s = self.exit_steps[0]
-        high = float(self.timesteps[s - 1]) if s > 0 else 1000.0
-        return float(self.timesteps[s]), high
+        low = float(self.timesteps[s + 1]) if s + 1 < len(self.timesteps) else 0.0
+        return low, float(self.timesteps[s])
 
 
 def _x0(model: CausalWanModel, x: Tensor, t: float, context: Tensor, **kw: object) -> Tensor:
@@ -63,6 +66,9 @@ def self_forcing(
 
     exit_steps: one entry per block (0-based index into `timesteps`).
     cache_frames: KV capacity in frames (training-time attention window of §3.4); None = all.
+        The window counts the block itself: block [s, s + fpb) sees frames >= s + fpb - cache_frames,
+        so `frames - frames_per_block` is the widest window in which the last block cannot see the
+        first one.
     context_video: if given, its blocks (ground truth) are written to the cache instead of the
     generator's outputs (TF+DMD rollout).
     """
@@ -100,10 +106,15 @@ def diffusion_forcing(
     *,
     frames_per_block: int,
     timesteps: Sequence[float],
+    local_window: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Rollout:
     """CausVid's DF+DMD generator output: noise real video [B, C, F, H, W] to an independent grid
-    level per block and predict x0 with one block-causal forward."""
+    level per block and predict x0 with one block-causal forward.
+
+    local_window: attention window in frames (the §3.4 training window; same visibility rule as
+    `self_forcing`'s cache of `cache_frames` frames); None = all earlier blocks.
+    """
     b, _, frames = real.shape[:3]
     num_blocks = frames // frames_per_block
     idx = torch.randint(0, len(timesteps), (b, num_blocks), generator=generator, device=real.device)
@@ -111,6 +122,6 @@ def diffusion_forcing(
     t = grid[idx].repeat_interleave(frames_per_block, dim=1)  # [B, F]
     eps = torch.randn(real.shape, generator=generator, device=real.device, dtype=real.dtype)
     x_t = add_noise(real, eps, sigma_from_t(t))
-    v = model(x_t, t, context, mode="block_causal", frames_per_block=frames_per_block)
+    v = model(x_t, t, context, mode="block_causal", frames_per_block=frames_per_block, local_window=local_window)
     video = x_t - sigma_from_t(t)[:, None, :, None, None] * v  # x0 = x_t - sigma v, per frame
     return Rollout(video, [int(i) for i in idx[0].tolist()], list(timesteps))

@@ -7,9 +7,13 @@
    [clean GT context | noisy states]. A bidirectional teacher's ODE breaks frame-level injectivity
    (the causal student regresses a conditional mean and blurs); the AR teacher's does not.
    Variant (Causal Forcing++, `CausalConsistency`): causal consistency distillation, LCM style on
-   the 48-step grid, one CFG Euler step of the frozen AR teacher, EMA target (checkpointed).
+   the 48-step grid, one CFG UniPC step of the frozen AR teacher (App. D; `teacher_solver: euler`
+   keeps the first-order Euler step), EMA target (checkpointed).
 3. Asymmetric DMD exactly as Self Forcing (bidirectional real score), initialised from stage 2:
-   the `SelfForcing` paradigm with `paradigm.generator_init.experiment=causal_ode` (configs only).
+   the `SelfForcing` paradigm with `paradigm.generator_init.experiment=causal_ode` (or `causal_cd`,
+   `causal_ode_dbi`; configs only).
+The paper's D_Bi protocol (the AR teacher trained on the bidirectional teacher's samples) is
+`lightning_modules.causal_forcing_dbi`.
 Both stage-2 students sample like distilled generators: stochastic 4-step AR on the few-step grid.
 """
 
@@ -35,7 +39,14 @@ from forcing.diffusion import (
 from forcing.ema import ema_update
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
-from forcing.objectives.consistency import consistency_loss, sample_consistency_t, teacher_euler_step
+from forcing.objectives.consistency import (
+    TEACHER_SOLVERS,
+    consistency_loss,
+    sample_consistency_t,
+    teacher_euler_step,
+    teacher_unipc_step,
+    unipc_flow_scheduler,
+)
 from lightning_modules.base import ForcingModule, build_backbone
 from lightning_modules.ode_init import ODEInit
 
@@ -93,9 +104,13 @@ def make_causal_shapes_pairs(
     base_seed: int = 0,
     batch_size: int = 8,
     shard_size: int = 256,
+    context: Tensor | None = None,
 ) -> Path:
     """`num` causal ODE pairs of the shapes world `world` (conf/world/shapes.yaml keys) from the AR
-    teacher at `teacher_path`, written to `out` shard by shard. Returns the manifest path."""
+    teacher at `teacher_path`, written to `out` shard by shard. Returns the manifest path.
+
+    The clean context of pair i is the ground-truth clip of its seed, or `context[i]` (latents
+    [num, C, F, H, W]; e.g. the D_Bi sample of that seed, `lightning_modules.causal_forcing_dbi`)."""
     from forcing.encoders import build_codec, build_text_encoder
     from forcing.ode_pairs import load_teacher, shapes_clips, write_manifest, write_shard
 
@@ -107,12 +122,15 @@ def make_causal_shapes_pairs(
     entries, config = [], {}
     for index, lo in enumerate(range(0, num, shard_size)):
         hi = min(num, lo + shard_size)
-        video = render_clips(seeds[lo:hi], int(world["num_frames"]), int(world["height"]), int(world["width"]),
-                             int(world["max_shapes"]))  # fmt: skip
-        with torch.no_grad():
-            context = codec.encode(video)  # the clean GT context in latent space
+        if context is None:
+            video = render_clips(seeds[lo:hi], int(world["num_frames"]), int(world["height"]), int(world["width"]),
+                                 int(world["max_shapes"]))  # fmt: skip
+            with torch.no_grad():
+                clean = codec.encode(video)  # the clean GT context in latent space
+        else:
+            clean = context[lo:hi].float()
         pairs = generate_causal_pairs(
-            teacher, encoder, prompts[lo:hi], seeds[lo:hi], context, frames_per_block=frames_per_block,
+            teacher, encoder, prompts[lo:hi], seeds[lo:hi], clean, frames_per_block=frames_per_block,
             guidance_scale=guidance_scale, batch_size=batch_size, teacher_name=str(teacher_path),
         )  # fmt: skip
         entries.append(write_shard(pairs, folder, index))
@@ -176,6 +194,7 @@ class CausalConsistency(ForcingModule):
     def __init__(self, cfg: DictConfig | dict) -> None:
         super().__init__(cfg)
         self.teacher_net: CausalWanModel | None = None
+        self._unipc: Any = None  # diffusers' UniPC scheduler of the teacher step (built on first use)
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -189,6 +208,8 @@ class CausalConsistency(ForcingModule):
             )
         if int(p.num_steps) < 1:
             raise ConfigError(f"paradigm.num_steps={p.num_steps} must be >= 1")
+        if p.teacher_solver not in TEACHER_SOLVERS:
+            raise ConfigError(f"paradigm.teacher_solver={p.teacher_solver!r} is not one of {', '.join(TEACHER_SOLVERS)}")
         if not (cfg.teacher.get("path") or cfg.teacher.get("experiment")):
             raise ConfigError(
                 "causal consistency distillation needs the AR teacher: set teacher=shapes_ar_teacher"
@@ -248,9 +269,21 @@ class CausalConsistency(ForcingModule):
     def teacher_step(
         self, x_t: Tensor, t_n: Tensor, t_next: Tensor, cond: Conditioning, kwargs: dict
     ) -> Tensor:
-        """One CFG Euler step of the frozen AR teacher: x^_{t_{n+1}} = x_{t_n} + (sigma_{n+1} - sigma_n) v_w."""
+        """One CFG ODE step of the frozen AR teacher, t_n -> t_{n+1} (App. D): `unipc` = diffusers'
+        UniPC from a fresh state (UniP-1, i.e. Euler, + the UniC-1 corrector with a second teacher
+        call: second order); `euler` = x_{t_n} + (sigma_{n+1} - sigma_n) v_w (first order)."""
         teacher = Denoiser(self.teacher_net, guidance_scale=float(self.p.teacher_guidance_scale), **kwargs)
-        return teacher_euler_step(x_t, teacher.velocity(x_t, t_n, cond), t_n, t_next)
+        v = teacher.velocity(x_t, t_n, cond)
+        if self.p.teacher_solver == "euler":
+            return teacher_euler_step(x_t, v, t_n, t_next)
+        index = (t_n[..., None] - self.grid()).abs().argmin(-1)  # n of t_n on the grid, per frame
+        return teacher_unipc_step(lambda x, t: teacher.velocity(x, t, cond), x_t, v, index, self.unipc())
+
+    def unipc(self) -> Any:
+        """diffusers' flow-matching UniPC scheduler on this grid (built once)."""
+        if self._unipc is None:
+            self._unipc = unipc_flow_scheduler(int(self.p.num_steps), float(self.p.shift))
+        return self._unipc
 
     def student_x0(self, x_t: Tensor, t: Tensor, context: Tensor, kwargs: dict) -> Tensor:
         """f_theta(x_t, t) = x_t - sigma v_theta: the consistency function (boundary f(x, 0) = x)."""

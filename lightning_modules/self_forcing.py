@@ -7,13 +7,18 @@ Per training batch:
    no-grad re-run at the context timestep to write the block's clean K/V);
 3. every `ratio`-th iteration: the objective's generator loss on the whole video, a generator
    step, and the EMA update;
-4. every iteration: the objective's critic loss on the detached video and a critic step.
+4. every iteration: the objective's critic loss on a video of its own, a fresh no-grad rollout
+   drawn after the generator step (Alg. 1 and the public code: the critic update runs the
+   generator again), and a critic step. `paradigm.critic_reuses_rollout: true` lets the critic
+   reuse the generator step's (detached) video instead: one rollout less per generator iteration.
 The real score (teacher, frozen, bidirectional, with CFG) and the critic (initialised from the
 teacher) are the objective's inputs; the generator starts from ODE-initialised weights.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
@@ -33,6 +38,23 @@ from forcing.schedule_updates import update_plan
 from lightning_modules.base import ForcingModule, build_backbone
 
 ROLLOUTS = ("self", "teacher_forcing", "diffusion_forcing")
+#: symbolic `paradigm.train_window`: num_frames - frames_per_block (Self Forcing §3.4)
+EXCLUDE_FIRST_BLOCK = "exclude_first_block"
+#: salt offset of the critic's own rollout (`SelfForcing.critic_draw`)
+CRITIC_DRAW_SALT = 1000
+
+
+def train_window_frames(cfg: DictConfig) -> int | None:
+    """The training-time attention window of Self Forcing §3.4 in frames (the rollout's KV capacity),
+    from `paradigm.train_window`: null (the whole video), an int, or `exclude_first_block` =
+    num_frames - frames_per_block, the widest window in which the last block cannot attend the first
+    (REFERENCE §3: "restrict the attention window so the last chunk cannot see the first chunk")."""
+    window = cfg.paradigm.get("train_window")
+    if window is None:
+        return None
+    if window == EXCLUDE_FIRST_BLOCK:
+        return int(cfg.world.num_frames) - int(cfg.paradigm.frames_per_block)
+    return int(window)
 
 
 class SelfForcing(ForcingModule):
@@ -69,7 +91,25 @@ class SelfForcing(ForcingModule):
             raise ConfigError(f"paradigm.exit_step={p.exit_step} is not random, last or in [0, {len(steps)})")
         if not (cfg.teacher.get("path") or cfg.teacher.get("experiment")):
             raise ConfigError("Self Forcing needs a teacher (real score and critic init): set teacher=...")
+        cls._check_train_window(cfg)
         cls._check_init_blocks(cfg)
+
+    @staticmethod
+    def _check_train_window(cfg: DictConfig) -> None:
+        """The §3.4 window holds whole blocks: a positive multiple of frames_per_block (the cache
+        evicts block by block; a partial block would let part of the first block stay in view)."""
+        window = cfg.paradigm.get("train_window")
+        if window is None:
+            return
+        fpb = int(cfg.paradigm.frames_per_block)
+        if isinstance(window, str) and window != EXCLUDE_FIRST_BLOCK:
+            raise ConfigError(f"paradigm.train_window={window!r} is not null, an int or {EXCLUDE_FIRST_BLOCK}")
+        frames = train_window_frames(cfg)
+        if frames < fpb or frames % fpb:
+            raise ConfigError(
+                f"paradigm.train_window={window} ({frames} frames) must be a positive multiple of "
+                f"frames_per_block={fpb}"
+            )
 
     @staticmethod
     def _check_init_blocks(cfg: DictConfig) -> None:
@@ -171,14 +211,15 @@ class SelfForcing(ForcingModule):
         return self.trainer.strategy.broadcast(draws, src=0) if self._trainer is not None else draws
 
     def rollout(self, batch: dict[str, Any], context: Tensor, real: Tensor | None, rngs: list) -> Rollout:
-        """The generator's video for this batch in the configured rollout mode."""
+        """The generator's video for this batch in the configured rollout mode, every mode with the
+        §3.4 training window (`train_window_frames`)."""
         fpb = int(self.p.frames_per_block)
         frames = int(self.cfg.world.num_frames)
         grid = self.grid()
+        window = train_window_frames(self.cfg)
         if self.p.rollout == "diffusion_forcing":
             return diffusion_forcing(self.generator, real, context, frames_per_block=fpb, timesteps=grid,
-                                     generator=self.rng(salt=3))
-        window = self.p.get("train_window")
+                                     local_window=window, generator=self.rng(salt=3))
         return self_forcing(
             self.generator,
             self.randn(self.latent_shape(frames), rngs),
@@ -186,11 +227,32 @@ class SelfForcing(ForcingModule):
             frames_per_block=fpb,
             timesteps=grid,
             exit_steps=self.draw_exit_steps(frames // fpb),
-            cache_frames=int(window) if window is not None else None,
+            cache_frames=window,
             context_t=float(self.p.context_t),
             context_video=real if self.p.rollout == "teacher_forcing" else None,
             generator=self.rng(salt=4),
         )
+
+    _draw: int = 0  # 0: the generator step's rollout; 1: the critic's own rollout
+
+    def rng(self, salt: int, key: int = -1, step: int | None = None) -> torch.Generator:
+        """`ForcingModule.rng`, with its own stream inside `critic_draw` (fresh noise, exit steps and
+        re-noising for the critic's rollout; still rank-independent and identical after resume)."""
+        return super().rng(salt + CRITIC_DRAW_SALT * self._draw, key, step)
+
+    @contextmanager
+    def critic_draw(self) -> Iterator[None]:
+        """Draw the randomness of the critic's own rollout (Alg. 1: a fresh generator sample)."""
+        self._draw = 1
+        try:
+            yield
+        finally:
+            self._draw = 0
+
+    def critic_rollout(self, batch: dict[str, Any], context: Tensor, real: Tensor | None) -> Rollout:
+        """Alg. 1's critic update: a fresh no-grad rollout of the current generator."""
+        with torch.no_grad(), self.critic_draw():
+            return self.rollout(batch, context, real, self.clip_rngs(batch, salt=0))
 
     def denoisers(self) -> tuple[Denoiser, Denoiser]:
         """Real score (bidirectional, CFG) and critic (bidirectional, no CFG)."""
@@ -213,7 +275,8 @@ class SelfForcing(ForcingModule):
 
         with torch.set_grad_enabled(plan.generator_grad):
             roll = self.rollout(batch, cond.context, real, rngs)
-        t_range = roll.t_range() if self.cfg.objective.get("t_from_exit_step") else None
+        exit_range = self.cfg.objective.get("t_from_exit_step")
+        t_range = roll.t_range() if exit_range else None
         if plan.generator_grad:
             g = self.objective.generator_loss(roll.video, cond, real_score=real_score, critic=critic, real=real,
                                               t_range=t_range, generator=self.rng(salt=5))
@@ -224,7 +287,13 @@ class SelfForcing(ForcingModule):
                 if self.generator_ema is not None:
                     ema_update(self.generator_ema, self.generator, float(self.p.ema_decay),
                                step=plan.iteration, start_step=int(self.p.ema_start))
-        c = self.objective.critic_loss(roll.video.detach(), cond, critic=critic, real=real, t_range=t_range,
+        # Alg. 1: the critic learns from a fresh sample of the (just updated) generator; a critic-only
+        # iteration's rollout already is one (drawn without grad)
+        critic_roll = roll
+        if plan.generator_grad and not self.p.get("critic_reuses_rollout", False):
+            critic_roll = self.critic_rollout(batch, cond.context, real)
+            t_range = critic_roll.t_range() if exit_range else None
+        c = self.objective.critic_loss(critic_roll.video.detach(), cond, critic=critic, real=real, t_range=t_range,
                                        generator=self.rng(salt=6))
         self.manual_backward(c["loss"] / accumulate)
         terms.update({f"critic_{k}" if k != "loss" else "critic_loss": v for k, v in c.items()})

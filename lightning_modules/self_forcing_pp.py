@@ -4,21 +4,26 @@ only knows short clips. No public code exists; this is the reference implementat
 
 Stage ``dmd`` (extended DMD, eq. 2), per training batch:
 1. the rollout length N (optionally growing linearly over training), a block-aligned window start
-   i (uniform, or Beta(1, 2) biased to early windows) and the exit steps (last by default): drawn
-   from rank-independent generators, identical on every rank;
+   i (uniform, or Beta(1, 2) biased to early windows), the exit steps (last by default) and the
+   backward-noise step: drawn from rank-independent generators, identical on every rank;
 2. roll the student out to frame i with a rolling KV cache of `local_window` (= M, the teacher
    horizon) frames, exactly as at inference (no sink, no first-frame masking), under no_grad;
-3. backward noise initialisation: re-noise the window's K = M frames and denoise them again with
-   the student against the cache the rollout left (the window is conditioned on the long history),
+3. backward noise initialisation (eq. 1, Alg. 1 line 4): a grid point t_j drawn on its own
+   (uniform over the few-step grid, independent of the exit step; `backward_noise: first` keeps
+   t_0), the window's K = M clean frames re-noised to t_j and denoised again from there by the
+   student against the cache the rollout left (the window is conditioned on the long history),
    with grad only at each window block's exit step (`forcing.rollout_long.window_rollout`);
+   `context_cache: noisy` is the ablation whose cache keeps each block's noisy K/V (no clean
+   re-run), in training and at inference (`stream`);
 4. Self Forcing's update on the window (inherited): the objective's generator loss with the
    short-horizon real score and the critic every `ratio`-th iteration, the critic's loss on the
    detached window every iteration, EMA.
 
 Stage ``grpo`` (appendix A.6, eq. 7): G rollouts per prompt with the stochastic few-step sampler,
 reward = optical-flow smoothness of the decoded video (`forcing.reward`), group-normalised
-advantages, and PPO's clipped ratio objective over the per-step Gaussian log-probabilities,
-optionally regularised by the closed-form KL to the frozen initial policy (`grpo.kl_weight`).
+advantages, and PPO's clipped ratio objective with one ratio per trajectory (its log-probability is
+the sum of the per-step Gaussian log-probabilities), optionally regularised by the trajectory's
+closed-form KL to the frozen initial policy (`grpo.kl_weight`; Flow-GRPO's Gaussian-step KL).
 The generator starts from `generator_init` (at scale: a Self Forcing or SF++ DMD checkpoint).
 """
 
@@ -34,7 +39,14 @@ from torch import Tensor
 from forcing.ema import ema_update
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
-from forcing.objectives.grpo import REDUCTIONS, clip_fraction, group_advantages, grpo_loss
+from forcing.objectives.grpo import (
+    REDUCTIONS,
+    clip_fraction,
+    group_advantages,
+    grpo_logprob_weights,
+    grpo_loss,
+    trajectory_logprob,
+)
 from forcing.reward import REWARDS, flow_smoothness_reward
 from forcing.rollout_long import (
     BACKWARD_NOISE,
@@ -46,6 +58,8 @@ from forcing.rollout_long import (
     rollout_frames_at,
     sample_trajectory,
     sample_window_start,
+    sliced_noise,
+    stream_rollout,
     window_rollout,
 )
 from forcing.schedule_updates import update_plan
@@ -53,6 +67,9 @@ from lightning_modules.base import ForcingModule, build_backbone
 from lightning_modules.self_forcing import SelfForcing
 
 STAGES = ("dmd", "grpo")
+#: clean: finished blocks re-run at context_t write clean K/V (Alg. 1/2) | noisy: the cache keeps
+#: each block's last noisy K/V (the noisy-KV-cache ablation)
+CONTEXT_CACHES = ("clean", "noisy")
 
 
 class SelfForcingPP(SelfForcing):
@@ -70,7 +87,7 @@ class SelfForcingPP(SelfForcing):
     def __init__(self, cfg: DictConfig | dict) -> None:
         super().__init__(cfg)
         self.reference_net: CausalWanModel | None = None
-        self.last_window: tuple[int, int] = (0, 0)  # (N, window start) of the latest rollout
+        self.last_window: tuple[int, int, int] = (0, 0, 0)  # (N, window start, noise step) of the latest rollout
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -79,7 +96,7 @@ class SelfForcingPP(SelfForcing):
         super().validate_config(cfg)
         p, horizon, fpb = cfg.paradigm, int(cfg.world.num_frames), int(cfg.paradigm.frames_per_block)
         choices = {"stage": STAGES, "window_sampling": WINDOW_SAMPLING, "backward_noise": BACKWARD_NOISE,
-                   "rollout": ("self",)}
+                   "rollout": ("self",), "context_cache": CONTEXT_CACHES}
         for key, allowed in choices.items():
             if p[key] not in allowed:
                 raise ConfigError(f"paradigm.{key}={p[key]!r} is not one of {', '.join(allowed)}")
@@ -92,6 +109,8 @@ class SelfForcingPP(SelfForcing):
             raise ConfigError(f"paradigm.rollout_frames_start={first} is not in [{horizon}, {frames}]")
         if int(p.rollout_schedule_steps) < 0:
             raise ConfigError("paradigm.rollout_schedule_steps must be >= 0")
+        if p.stage == "grpo" and p.context_cache != "clean":
+            raise ConfigError("paradigm.context_cache=noisy is an extended-DMD ablation: the GRPO stage needs clean")
         if p.stage == "grpo":
             cls._validate_grpo(cfg)
 
@@ -167,6 +186,20 @@ class SelfForcingPP(SelfForcing):
         c, _, h, w = self.latent_shape(1)
         return drawn_noise(rngs, (c, h, w))
 
+    def noisy_context(self) -> bool:
+        """True for the noisy-KV-cache ablation (`context_cache: noisy`)."""
+        return str(self.p.get("context_cache", "clean")) == "noisy"
+
+    def draw_noise_step(self) -> int:
+        """Eq. 1 / Alg. 1 line 4: the grid index j of the backward-noise level t_j ~ U{t_1..t_T},
+        its own draw (salt 9, not the exit step's), rank-independent and broadcast from rank 0 like
+        the exit steps; `backward_noise: first` always re-noises to t_0."""
+        if self.p.backward_noise == "first":
+            return 0
+        steps = len(self.p.denoising_steps)
+        j = int(torch.randint(0, steps, (1,), generator=self.rng(salt=9), device=self.device))
+        return int(self.trainer.strategy.broadcast(j, src=0)) if self._trainer is not None else j
+
     def rollout(self, batch: dict[str, Any], context: Tensor, real: Tensor | None, rngs: list) -> WindowRollout:
         """The window (K = M frames, grad at its exit steps) of an N-frame rollout (eq. 2)."""
         fpb, horizon = int(self.p.frames_per_block), int(self.cfg.world.num_frames)
@@ -176,22 +209,24 @@ class SelfForcingPP(SelfForcing):
             self.generator, context, self.block_noise(rngs),
             num_frames=frames, window_start=start, window_frames=horizon, frames_per_block=fpb,
             timesteps=self.grid(), exit_steps=self.draw_exit_steps(horizon // fpb),
-            cache_frames=self.cache_frames(), backward_noise=str(self.p.backward_noise),
-            context_t=float(self.p.context_t), generator=self.rng(salt=4), backward_generator=self.rng(salt=8),
+            cache_frames=self.cache_frames(), noise_step=self.draw_noise_step(),
+            context_t=float(self.p.context_t), noisy_context=self.noisy_context(),
+            generator=self.rng(salt=4), backward_generator=self.rng(salt=8),
         )
-        self.last_window = (frames, start)
+        self.last_window = (frames, start, roll.noise_step)
         return roll
 
     # ------------------------------------------------------------------ the step
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """DMD: Self Forcing's step on the window (+ `train/rollout_frames`, `train/window_start`);
-        GRPO: `grpo_step`."""
+        """DMD: Self Forcing's step on the window (+ `train/rollout_frames`, `train/window_start`,
+        `train/backward_noise_t`); GRPO: `grpo_step`."""
         if self.p.stage == "grpo":
             return self.grpo_step(batch)
         loss = super().training_step(batch, batch_idx)
-        frames, start = self.last_window
+        frames, start, noise_step = self.last_window
         self.log("train/rollout_frames", float(frames), batch_size=1)
         self.log("train/window_start", float(start), batch_size=1)
+        self.log("train/backward_noise_t", float(self.grid()[noise_step]), batch_size=1)
         return loss
 
     # ------------------------------------------------------------------ GRPO (A.6, eq. 7)
@@ -211,27 +246,41 @@ class SelfForcingPP(SelfForcing):
         flow = OmegaConf.to_container(self.p.grpo.flow, resolve=True)
         return flow_smoothness_reward(self.decode_video(latents.to(self.device)), kind=str(self.p.grpo.reward), **flow)
 
-    def grpo_update(self, context: Tensor, traj: Trajectory, advantages: Tensor, scale: float) -> dict[str, Tensor]:
-        """Backpropagate the clipped objective (+ beta KL) block by block; returns the totals."""
+    def grpo_update(self, context: Tensor, traj: Trajectory, advantages: Tensor, scale: float,
+                    fresh: bool = False) -> dict[str, Tensor]:
+        """Backpropagate eq. 7 (+ beta KL) block by block; returns the totals.
+
+        One PPO ratio per trajectory, r = exp(sum over its steps of log pi_theta - log pi_old), so
+        every block's log-probability is needed before any block's gradient: a no-grad replay gives
+        them (skipped when `fresh`: the policy is still the sampling one, r = 1), their weights
+        d loss / d log pi(tau) (`grpo_logprob_weights`) then scale the grad replay, block by block.
+        """
         g = self.p.grpo
-        clip, beta = float(g.clip_eps), float(g.kl_weight)
-        count = traj.logp_old.numel()  # every stochastic step of every sample
-        totals = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "log_ratio": 0.0}
+        clip, beta, batch = float(g.clip_eps), float(g.kl_weight), advantages.numel()
+        old = trajectory_logprob(traj.logp_old).to(self.device)  # log pi_old(tau) = sum over its steps
+        kw = {"cache_frames": self.cache_frames(), "context_t": float(self.p.context_t),
+              "reduce": str(g.logprob_reduce)}
+        if fresh:
+            new = old
+        else:
+            with torch.no_grad():
+                new = torch.stack([part.logp for part in policy_logprobs(self.generator, context, traj, **kw)], 1)
+        weights = grpo_logprob_weights(new, old, advantages, clip)  # d loss / d log pi_theta(tau)
+        replay, kl_total = [], 0.0
         reference = self.reference_net if beta > 0 else None
-        for part in policy_logprobs(self.generator, context, traj, cache_frames=self.cache_frames(),
-                                    context_t=float(self.p.context_t), reduce=str(g.logprob_reduce),
-                                    reference=reference):
-            old = traj.logp_old[:, part.block].to(part.logp.device)
-            loss = grpo_loss(part.logp, old, advantages, clip, reduction="sum") / count  # eq. 7
-            if part.kl is not None:
-                loss = loss + beta * part.kl.sum() / count
-                totals["kl"] += float(part.kl.detach().sum()) / count
+        for part in policy_logprobs(self.generator, context, traj, reference=reference, **kw):
+            loss = (weights * part.logp.sum(1)).sum()  # eq. 7's gradient through this block's steps
+            if part.kl is not None:  # KL of the trajectory: sum over its steps, mean over trajectories
+                kl = part.kl.sum() / batch
+                loss = loss + beta * kl
+                kl_total += float(kl.detach())
             self.manual_backward(loss * scale)
-            share = old.numel() / count
-            totals["loss"] += float(loss.detach())
-            totals["clip_fraction"] += float(clip_fraction(part.logp, old, clip)) * share
-            totals["log_ratio"] += float((part.logp.detach() - old).mean()) * share
-        return {k: torch.tensor(v) for k, v in totals.items()}
+            replay.append(part.logp.detach())
+        current = trajectory_logprob(torch.stack(replay, 1))
+        objective = float(grpo_loss(new, old, advantages, clip))
+        return {"loss": torch.tensor(objective + beta * kl_total), "kl": torch.tensor(kl_total),
+                "clip_fraction": clip_fraction(current, old, clip).float(),
+                "log_ratio": (current - old).mean().float()}
 
     def grpo_step(self, batch: dict[str, Any]) -> Tensor:
         """G rollouts per prompt, rewards, group advantages, `updates_per_batch` clipped updates."""
@@ -248,8 +297,8 @@ class SelfForcingPP(SelfForcing):
         opts = self.optimizers()
         opt = opts[0] if isinstance(opts, list) else opts
         terms: dict[str, Tensor] = {}
-        for _ in range(int(g.updates_per_batch)):
-            terms = self.grpo_update(cond.context, traj, advantages, scale=1.0 / accumulate)
+        for update in range(int(g.updates_per_batch)):
+            terms = self.grpo_update(cond.context, traj, advantages, scale=1.0 / accumulate, fresh=update == 0)
             if plan.critic_step:  # the iteration's last batch
                 self.step_optimizer(opt, self.generator.parameters(), "generator")
                 if self.generator_ema is not None:
@@ -272,3 +321,22 @@ class SelfForcingPP(SelfForcing):
     def sample(self, prompts: list[str], num_frames: int, seed: int = 0) -> Tensor:
         """Inference as in training: the rolling cache of `cache_frames()` frames, any length."""
         return self.stream(prompts, num_frames, seed, cache_frames=self.cache_frames())
+
+    @torch.no_grad()
+    def stream(self, prompts: list[str], num_frames: int, seed: int = 0, cache_frames: int | None = None,
+               sink_frames: int = 0, on_block: Any = None) -> Tensor:
+        """`ForcingModule.stream`; with `context_cache: noisy` the same draws through
+        `stream_rollout`, whose cache keeps each block's noisy K/V as in training."""
+        if not self.noisy_context():
+            return super().stream(prompts, num_frames, seed, cache_frames, sink_frames, on_block)
+        if sink_frames:
+            raise ConfigError("the noisy-KV-cache ablation streams without sink frames")
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        noise = torch.randn((len(prompts), *self.latent_shape(num_frames)), generator=gen, device=self.device)
+        settings = self.sampler_settings()
+        return stream_rollout(
+            self.sampling_generator(), self.condition(prompts), sliced_noise(noise), num_frames=num_frames,
+            frames_per_block=int(settings["frames_per_block"]), timesteps=settings["timesteps"],
+            cache_frames=cache_frames or num_frames, guidance_scale=float(settings["guidance_scale"]),
+            context_t=float(self.p.context_t), noisy_context=True, generator=gen, on_block=on_block,
+        )

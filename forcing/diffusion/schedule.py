@@ -78,10 +78,16 @@ def sample_training_t(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """Training timesteps as in Self Forcing's DMD: integer t ~ U{min_t..max_t-1}, then the shift,
-    then a clamp to [min_t, max_t]. Shape ``[batch]`` (or ``batch`` itself when a tuple)."""
+    """Training timesteps as in Self Forcing's DMD: integer t ~ U{0..999}, then the shift, then a
+    clamp to [min_t, max_t]. Shape ``[batch]`` (or ``batch`` itself when a tuple).
+
+    The draw covers the whole range and only the clamp applies [min_t, max_t] (public code,
+    model/dmd.py: ``randint(min_score_timestep=0, num_train_timestep=1000)``, the shift, then
+    ``clamp(min_step=20, max_step=980)``), so the smallest t is 20. Drawing from [20, 980) before
+    the shift would start at shift_t(20) = 92.6 for shift 5.
+    """
     shape = (batch,) if isinstance(batch, int) else tuple(batch)
-    t = torch.randint(int(min_t), int(max_t), shape, generator=generator, device=device).float()
+    t = torch.randint(0, NUM_TRAIN_TIMESTEPS, shape, generator=generator, device=device).float()
     if shift != 1.0:
         t = shift_t(t, shift)  # sigma' = k sigma / (1 + (k - 1) sigma)
     return t.clamp(min_t, max_t)

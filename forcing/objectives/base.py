@@ -52,7 +52,8 @@ class DistributionMatching(nn.Module):
     """Base class: timestep sampling and the ``generator_loss`` / ``critic_loss`` interface.
 
     Timesteps: per sample (shared over frames unless ``per_frame``), integer-uniform in
-    ``[min_t, max_t)``, shifted by ``shift`` and clamped to ``[min_t, max_t]`` (Self Forcing's DMD).
+    ``[0, 1000)``, shifted by ``shift`` and clamped to ``[min_t, max_t]`` (Self Forcing's DMD, REFERENCE
+    §3 "a shifted t clamped to [20, 980]"; see :func:`~forcing.diffusion.schedule.sample_training_t`).
     A ``t_range=(lo, hi)`` (either order; floats or ``[B]`` tensors, already in shifted-t space, e.g.
     the exit step's interval between adjacent few-step grid points) replaces that: t ~ U[lo, hi] intersected with ``[min_t, max_t]``, no shift.
 

@@ -31,7 +31,8 @@ class GANObjective(DistributionMatching):
     """Discriminator = critic trunk (called with ``return_hidden=tap_blocks``) + :class:`DiscriminatorHeads`.
 
     Real and fake are noised to the same per-sample critic t (from ``t_range`` when the paradigm
-    passes the exit step's interval). Critic loss = relativistic D loss + r_lambda (R1 + R2), R1/R2
+    passes the exit step's interval). Critic loss = relativistic D loss + r_lambda L_reg with
+    L_reg = 1/2 (R1 + R2) (Self Forcing eq. 5, lambda 30), R1/R2
     by finite differences with perturbation ``r_sigma`` on noisy real / fake; generator loss =
     relativistic G loss with the gradient taken w.r.t. the generated video only. The heads are this
     module's parameters: put ``objective.parameters()`` in the critic optimiser. The public code divides the finite
@@ -117,7 +118,7 @@ class GANObjective(DistributionMatching):
         t_range: TRange = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
-        """Relativistic D loss softplus(-(D(real_t) - D(fake_t))) + r_lambda (R1 + R2)."""
+        """Relativistic D loss softplus(-(D(real_t) - D(fake_t))) + r_lambda * 1/2 (R1 + R2) (Self Forcing eq. 5)."""
         x = x_gen.detach()
         real = self.check_real(real, x).detach()
         t, fake_t, real_t = self._noisy_pair(x, real, t_range, generator)
@@ -129,13 +130,15 @@ class GANObjective(DistributionMatching):
         d_loss = relativistic_loss(d_real, d_fake)
         r1 = finite_difference_penalty(d_real, d_real_p)
         r2 = finite_difference_penalty(d_fake, d_fake_p)
-        loss = d_loss + self.r_lambda * (r1 + r2)
+        r_reg = 0.5 * (r1 + r2)  # Self Forcing eq. 5: L_reg = 1/2 (||D(x_t) - D(x_t + sigma eps)||^2 real + fake)
+        loss = d_loss + self.r_lambda * r_reg
         return logged(
             {
                 "loss": loss,
                 "d_loss": d_loss,
                 "r1": r1,
                 "r2": r2,
+                "r_reg": r_reg,
                 "d_real": d_real.mean(),
                 "d_fake": d_fake.mean(),
                 "critic_t": t.float().mean(),

@@ -1,13 +1,22 @@
-"""Causal consistency distillation (Causal Forcing++): one CFG Euler step of the frozen AR teacher,
-an EMA target network (checkpointed), clean GT context in teacher-forcing mode for all three nets."""
+"""Causal consistency distillation (Causal Forcing++): one CFG UniPC (or Euler) step of the frozen AR
+teacher, an EMA target network (checkpointed), clean GT context in teacher-forcing mode for all three nets."""
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 from torch import nn
 
 from forcing.diffusion import Conditioning, euler_timesteps, sigma_from_t, x0_from_velocity
-from forcing.objectives.consistency import consistency_loss
+from forcing.errors import ConfigError
+from forcing.objectives.consistency import (
+    consistency_loss,
+    teacher_euler_step,
+    teacher_unipc_step,
+    unipc_flow_scheduler,
+)
 from lightning_modules.causal_forcing import CausalConsistency, render_clips
 from tests.suite.helpers import compose_run, fast_overrides
 
@@ -73,9 +82,12 @@ def test_target_is_the_ema_network(tmp_path, world_overrides, make_model, clips)
         setattr(module, name, spy)
     loss = module.loss_terms(batch, module.clip_rngs(batch, salt=0))["loss"]
     (student_call,), (ema_call,) = spies["generator"].calls, spies["generator_ema"].calls
-    assert len(spies["teacher_net"].calls) == 1  # one (batched CFG) teacher forward: one Euler step
+    assert len(spies["teacher_net"].calls) == 2  # UniPC: (batched CFG) forwards at x_{t_n} and at the prediction
+    first, second = spies["teacher_net"].calls
+    assert torch.equal(first["t"][:2], student_call["t"])
+    torch.testing.assert_close(second["t"][:2], ema_call["t"], rtol=0, atol=2e-3)  # t_{n+1}, diffusers' sigma
     x0 = batch["video"]
-    for call in (student_call, ema_call, spies["teacher_net"].calls[0]):
+    for call in (student_call, ema_call, first, second):
         assert call["mode"] == "teacher_forcing" and call["frames_per_block"] == 3
         assert torch.equal(call["clean_x"][: len(x0)], x0)  # the clean GT context
     assert ema_call["t"].le(student_call["t"]).all() and ema_call["t"].lt(student_call["t"]).any()
@@ -131,7 +143,8 @@ def test_loss_moves_with_the_ema_and_the_ema_is_updated_and_checkpointed(
 
 
 def test_teacher_step_is_one_cfg_euler_step(tmp_path, world_overrides, make_model):
-    module = _module(tmp_path, world_overrides, make_model, "paradigm.teacher_guidance_scale=3.0")
+    module = _module(tmp_path, world_overrides, make_model, "paradigm.teacher_guidance_scale=3.0",
+                     "paradigm.teacher_solver=euler")
 
     class Linear(nn.Module):  # v = x * mean(context) + 1: cond and null rows differ
         calls = 0
@@ -151,3 +164,73 @@ def test_teacher_step_is_one_cfg_euler_step(tmp_path, world_overrides, make_mode
     expected = x + (sigma_from_t(800.0) - sigma_from_t(833.3)) * (v_u + 3.0 * (v_c - v_u))  # Euler, CFG w = 3
     torch.testing.assert_close(out, expected)
     assert Linear.calls == 1
+
+
+# ---------------------------------------------------------------------------------------------- UniPC (App. D)
+N = 48
+GRID = euler_timesteps(N, 5.0)
+
+
+def gaussian_velocity(s: float = 0.5):
+    """Exact PF-ODE velocity of data N(0, s^2 I): v = x (sigma - (1 - sigma) s^2) / V, V = (1 - sigma)^2 s^2 + sigma^2."""
+
+    def v(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        sigma = (t / 1000.0)[:, None, :, None, None]
+        return x * (sigma - (1 - sigma) * s**2) / ((1 - sigma) ** 2 * s**2 + sigma**2)
+
+    return v
+
+
+def test_unipc_teacher_step_is_diffusers_unipc_per_frame():
+    """Causal Forcing App. D: the teacher's step is diffusers' UniPC (flow matching, shift 5 grid of
+    48 steps): per frame, a fresh scheduler's `step` at n and the corrector its `step` at n + 1
+    applies (its `last_sample`), with the teacher re-evaluated at the predicted point."""
+    scheduler = unipc_flow_scheduler(N, 5.0)
+    torch.testing.assert_close(scheduler.sigmas, GRID / 1000, rtol=0, atol=2e-6)  # our grid
+    velocity = gaussian_velocity()
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 5, 5)
+    index = torch.tensor([[0, 0, 17, 17], [30, 30, 46, 46]])  # per-block n (blocks of 2 frames)
+    out = teacher_unipc_step(velocity, x, velocity(x, GRID[index]), index, scheduler)
+    for b in range(2):
+        for f in range(4):
+            n = int(index[b, f])
+            ref = unipc_flow_scheduler(N, 5.0)  # straight from diffusers, one frame at a time
+            ref.set_begin_index(n)
+            xf = x[b : b + 1, :, f : f + 1]
+            t = ref.sigmas[n : n + 2] * 1000
+            pred = ref.step(velocity(xf, t[:1].view(1, 1)), ref.timesteps[n], xf).prev_sample
+            ref.step(velocity(pred, t[1:].view(1, 1)), ref.timesteps[n + 1], pred)  # applies UniC to pred
+            torch.testing.assert_close(out[b : b + 1, :, f : f + 1], ref.last_sample, rtol=1e-5, atol=1e-6)
+
+
+def test_unipc_from_a_fresh_state_is_euler_then_a_second_order_correction():
+    """App. D, the order of the teacher step: UniP-1 from a fresh state is DDIM = the Euler step of
+    x0 = x - sigma v; the UniC-1 corrector makes it second order (error far below Euler's)."""
+    velocity = gaussian_velocity()
+    torch.manual_seed(1)
+    x = torch.randn(1, 3, 1, 8, 8)
+    for n in (1, 12, 30, 40):
+        scheduler = unipc_flow_scheduler(N, 5.0)
+        scheduler.set_begin_index(n)
+        t_n, t_next = GRID[n].view(1, 1), GRID[n + 1].view(1, 1)
+        v = velocity(x, t_n)
+        euler = teacher_euler_step(x, v, t_n, t_next)
+        torch.testing.assert_close(scheduler.step(v, scheduler.timesteps[n], x).prev_sample, euler, rtol=1e-5, atol=1e-5)
+        unipc = teacher_unipc_step(velocity, x, v, torch.tensor([[n]]), unipc_flow_scheduler(N, 5.0))
+        s_n, s_next = float(t_n) / 1000, float(t_next) / 1000
+        exact = x * math.sqrt(((1 - s_next) ** 2 * 0.25 + s_next**2) / ((1 - s_n) ** 2 * 0.25 + s_n**2))
+        err_euler, err_unipc = (euler - exact).abs().max(), (unipc - exact).abs().max()
+        assert err_unipc < 0.2 * err_euler, (n, err_unipc, err_euler)
+    # the last interval ends at sigma 0: both give the teacher's x0 prediction x - sigma v
+    v = velocity(x, GRID[N - 1].view(1, 1))
+    last = teacher_unipc_step(velocity, x, v, torch.tensor([[N - 1]]), unipc_flow_scheduler(N, 5.0))
+    torch.testing.assert_close(last, x - GRID[N - 1] / 1000 * v, rtol=1e-5, atol=1e-6)
+
+
+def test_teacher_solver_option(tmp_path, world_overrides, make_model):
+    """Causal Forcing App. D: UniPC by default, Euler kept as an option, anything else refused."""
+    assert compose_run("experiment=causal_cd").paradigm.teacher_solver == "unipc"
+    cfg = compose_run("experiment=causal_cd", "paradigm.teacher_solver=heun")
+    with pytest.raises(ConfigError, match="teacher_solver"):
+        CausalConsistency.validate_config(cfg)

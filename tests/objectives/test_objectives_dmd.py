@@ -84,3 +84,13 @@ def test_dmd_critic_loss_zero_for_exact_fake_score(toys):
 
     crit = DMD().critic_loss(x_gen, Conditioning(torch.ones(2, 3, 4)), critic=Denoiser(PointMass()))
     assert crit["loss"].item() == pytest.approx(0.0, abs=1e-8)
+
+
+def test_dmd_t_is_drawn_over_0_1000_then_shifted_then_clamped():
+    """REFERENCE §3 ("a shifted t clamped to [20, 980]") and the public code (model/dmd.py: randint(0, 1000),
+    shift 5, clamp(20, 980)): the smallest t is 20. Drawing from [20, 980) before the shift made it 92.6."""
+    t = DMD().sample_t(torch.zeros(20000, 1, 1, 1, 1), generator=torch.Generator().manual_seed(0))
+    assert t.min().item() == 20.0 and t.max().item() == 980.0
+    low = (t < 92.5).float().mean().item()  # U{0..19} shifts below shift_t(20) = 92.6: 2% of draws
+    assert 0.01 < low < 0.03
+    assert (t == 20.0).float().mean().item() == pytest.approx(0.005, abs=0.002)  # t in {0..4} shift below 20

@@ -107,3 +107,20 @@ def test_gan_gradient_routing_and_t_range(toys):
     assert gen.mix.weight.grad is None
     assert critic_net.blocks[0].weight.grad.abs().sum() > 0
     assert obj.heads.registers.grad.abs().sum() > 0 and obj.heads.mlp[-1].weight.grad.abs().sum() > 0
+
+
+def test_critic_loss_regulariser_has_the_half_of_eq_5(toys, monkeypatch):
+    """Self Forcing eq. 5 (REFERENCE §3): L_reg = 1/2 (||D(x_t) - D(x_t + sigma eps)||^2 on real +
+    the same on fake), weighted by lambda = 30; was lambda (R1 + R2), twice the paper's."""
+    obj, gen, critic_net, cond, z, real = _setup(toys)
+    logits = [torch.tensor([1.0, 2.0]), torch.tensor([-1.0, 0.5]), torch.tensor([1.5, 1.0]), torch.tensor([0.0, 0.5])]
+    monkeypatch.setattr(obj, "discriminate", lambda critic, xs, t, cond: logits)  # [real, fake, real_p, fake_p]
+    out = obj.critic_loss(gen(z), cond, critic=Denoiser(critic_net), real=real)
+    d_real, d_fake, d_real_p, d_fake_p = logits
+    d_loss = torch.nn.functional.softplus(-(d_real - d_fake)).mean().item()
+    r1 = ((0.5**2 + 1.0**2) / 2)  # mean (D(real_t) - D(real_t + sigma eps))^2
+    r2 = ((1.0**2 + 0.0**2) / 2)  # mean (D(fake_t) - D(fake_t + sigma eps))^2
+    assert out["r1"].item() == pytest.approx(r1) and out["r2"].item() == pytest.approx(r2)
+    assert out["r_reg"].item() == pytest.approx(0.5 * (r1 + r2))
+    assert obj.r_lambda == 30.0
+    assert out["loss"].item() == pytest.approx(d_loss + 30.0 * 0.5 * (r1 + r2))

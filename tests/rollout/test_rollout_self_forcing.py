@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from forcing.rollout_train import diffusion_forcing, self_forcing
+from forcing.models import KVCache
+from forcing.models.attention import frame_mask
+from forcing.rollout_train import Rollout, diffusion_forcing, self_forcing
 
 GRID = [1000.0, 937.5, 833.3333, 625.0]
 
@@ -46,11 +48,62 @@ def test_steps_before_exit_carry_no_graph(model) -> None:
 
 
 def test_exit_steps_and_t_range(model) -> None:
+    """Self Forcing GAN (REFERENCE §3): the critic's t interval is the grid cell BELOW the exit
+    step, [t_{s-1}, t_s] in the paper's ascending indexing; 0 after the last step (the public code's
+    `denoised_timestep_to`). Was the cell above it: exit 937.5 gave (937.5, 1000)."""
     noise, context = inputs()
     roll = self_forcing(model, noise, context, frames_per_block=3, timesteps=GRID, exit_steps=[1, 1])
-    assert roll.t_range() == (937.5, 1000.0)
+    assert roll.t_range() == (833.3333, 937.5)
+    expected = {0: (937.5, 1000.0), 1: (833.3333, 937.5), 2: (625.0, 833.3333), 3: (0.0, 625.0)}
+    for s, interval in expected.items():
+        assert Rollout(roll.video, [s, s], GRID).t_range() == interval
     with pytest.raises(ValueError, match="one exit step per block"):
         self_forcing(model, noise, context, frames_per_block=3, timesteps=GRID, exit_steps=[1])
+
+
+def _read_frames(monkeypatch, run) -> dict[int, set[int]]:
+    """Cached frames each block's forwards may attend, keyed by the block's start frame."""
+    seen: dict[int, set[int]] = {}
+    plan = KVCache.plan
+
+    def spy(cache, start_frame, num_frames, local_window=None):
+        out = plan(cache, start_frame, num_frames, local_window)
+        seen.setdefault(start_frame, set()).update(out.read_frames)
+        return out
+
+    monkeypatch.setattr(KVCache, "plan", spy)
+    run()
+    return seen
+
+
+def test_train_window_keeps_the_first_block_out_of_the_last_blocks_view(model, monkeypatch) -> None:
+    """Self Forcing §3.4: a cache of frames - frames_per_block frames means the last block never
+    attends the first block; without it (cache_frames None) it does."""
+    noise, context = inputs(frames=8)
+    kw = {"frames_per_block": 2, "timesteps": GRID, "exit_steps": [1] * 4}
+    windowed = _read_frames(monkeypatch, lambda: self_forcing(model, noise, context, cache_frames=6, **kw))
+    assert windowed[6] == {2, 3, 4, 5}  # the last block sees blocks 1 and 2, not block 0
+    assert windowed[4] == {0, 1, 2, 3}  # earlier blocks still see the whole (shorter) past
+    monkeypatch.undo()
+    full = _read_frames(monkeypatch, lambda: self_forcing(model, noise, context, **kw))
+    assert full[6] == {0, 1, 2, 3, 4, 5}
+
+
+def test_diffusion_forcing_rollout_takes_the_train_window(model, monkeypatch) -> None:
+    """DF+DMD gets the same §3.4 window, as the block-causal mask's local_window."""
+    _, context = inputs()
+    seen = []
+    forward = type(model).forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("local_window"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", spy)
+    diffusion_forcing(model, torch.randn(1, 4, 6, 4, 4), context, frames_per_block=2, timesteps=GRID, local_window=4)
+    assert seen == [4]
+    mask = frame_mask("block_causal", 6, 2, 4)
+    assert not mask[4:, :2].any() and mask[4:, 2:].all()  # the last block: not block 0, all of blocks 1-2
 
 
 def test_teacher_forcing_rollout_uses_ground_truth_context(model) -> None:

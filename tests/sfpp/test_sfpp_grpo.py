@@ -12,7 +12,15 @@ from torch.distributions import Normal, kl_divergence
 
 from forcing.diffusion import Conditioning
 from forcing.diffusion.schedule import few_step_timesteps
-from forcing.objectives.grpo import clip_fraction, gaussian_kl, gaussian_logprob, group_advantages, grpo_loss
+from forcing.objectives.grpo import (
+    clip_fraction,
+    gaussian_kl,
+    gaussian_logprob,
+    group_advantages,
+    grpo_logprob_weights,
+    grpo_loss,
+    trajectory_logprob,
+)
 from forcing.reward import flow_smoothness_reward, mean_flow_magnitude
 from forcing.rollout import generate
 from forcing.rollout_long import policy_logprobs, sample_trajectory, sliced_noise
@@ -63,20 +71,52 @@ def test_clipped_objective_inside_and_outside_the_trust_region() -> None:
     # outside: r A is clipped where moving further would help (r 1.5, A > 0; r 0.5, A < 0) ...
     new = torch.log(torch.tensor([1.5, 0.5, 0.5, 1.5])).requires_grad_(True)
     adv = torch.tensor([1.0, -1.0, 1.0, -1.0])
-    loss = grpo_loss(new, torch.zeros(4), adv, eps, reduction="sum")
+    loss = grpo_loss(new, torch.zeros(4), adv, eps)
     # ... and kept unclipped (pessimistic) where the ratio moved against the advantage
-    assert math.isclose(float(loss), -(1.2 - 0.8 + 0.5 - 1.5), rel_tol=1e-6)
+    assert math.isclose(float(loss), -(1.2 - 0.8 + 0.5 - 1.5) / 4, rel_tol=1e-6)
     (g,) = torch.autograd.grad(loss, new)
     assert g[0] == 0 and g[1] == 0  # clipped entries carry no gradient
     assert g[2] != 0 and g[3] != 0
     assert float(clip_fraction(new, torch.zeros(4), eps)) == 1.0
 
 
-def test_clipped_objective_over_steps_broadcasts_advantages() -> None:
-    new = torch.log(torch.tensor([[1.0, 1.1], [0.95, 1.0]]))
+def test_trajectory_ratio_is_the_exp_of_the_summed_step_differences() -> None:
+    """Self-Forcing++ A.6 / eq. 7: log pi(tau) is the SUM of the per-step log-probabilities (the
+    sampler is a Markov chain), so a trajectory's ratio is exp(sum_k (logp_new - logp_old)_k), one
+    ratio per trajectory, clipped once (not a mean of per-step ratios)."""
+    new = torch.log(torch.tensor([[1.05, 1.1], [0.95, 1.0]]))  # per-step ratios of two trajectories
+    old = torch.zeros(2, 2)
+    assert torch.allclose(trajectory_logprob(new), new.sum(1))
+    ratio = torch.tensor([1.05 * 1.1, 0.95 * 1.0], dtype=torch.float64)  # exp(sum of differences)
     adv = torch.tensor([2.0, -1.0])
-    expected = -(2 * 1.0 + 2 * 1.1 - 0.95 - 1.0) / 4
-    assert math.isclose(float(grpo_loss(new, torch.zeros(2, 2), adv, 0.2)), expected, rel_tol=1e-6)
+    expected = -(min(ratio[0] * 2, 1.1 * 2) + min(ratio[1] * -1, 0.95 * -1)) / 2  # clip 0.1 bites trajectory 0
+    assert math.isclose(float(grpo_loss(new, old, adv, 0.1)), float(expected), rel_tol=1e-6)
+    assert math.isclose(float(grpo_loss(new, old, adv, 0.1)), float(grpo_loss(new.sum(1), old.sum(1), adv, 0.1)))
+    # per-step ratios would stay inside the trust region (1.05, 1.1 <= 1.1): the trajectory's does not
+    assert float(clip_fraction(new, old, 0.1)) == 0.5
+    # 3 steps, each inside the clip range, whose product leaves it: clipped as a whole
+    steps = torch.log(torch.full((1, 3), 1.08)).requires_grad_(True)
+    loss = grpo_loss(steps, torch.zeros(1, 3), torch.tensor([1.0]), 0.2)
+    assert math.isclose(float(loss), -1.2, rel_tol=1e-6)
+    (g,) = torch.autograd.grad(loss, steps)
+    assert torch.equal(g, torch.zeros_like(g))
+
+
+def test_blockwise_weights_give_the_gradient_of_the_trajectory_objective() -> None:
+    """eq. 7 backpropagated block by block: sum_i w_i log pi(tau_i), w = d loss / d log pi(tau),
+    has the gradient of the clipped trajectory objective."""
+    torch.manual_seed(0)
+    theta = torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True)  # [B, blocks, steps] log-probs
+    old = theta.detach() + 0.1 * torch.randn(4, 3, 2, dtype=torch.float64)
+    adv = torch.tensor([1.0, -0.5, 2.0, -1.5])
+    (direct,) = torch.autograd.grad(grpo_loss(theta, old, adv, 0.2), theta)
+    weights = grpo_logprob_weights(theta.detach(), old, adv, 0.2)
+    blockwise = torch.zeros_like(theta)
+    for b in range(3):  # one backward per block, as SelfForcingPP.grpo_update does
+        (g,) = torch.autograd.grad((weights * theta[:, b].sum(1)).sum(), theta)
+        blockwise += g
+    assert torch.allclose(blockwise, direct, atol=1e-12)
+    assert (direct == 0).any() and (direct != 0).any()  # some trajectories clipped, some not
 
 
 # ---------------------------------------------------------------------- the reward

@@ -4,12 +4,15 @@ bad options are refused, and one fast step runs end to end (extended DMD and GRP
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pytest
 import torch
 from omegaconf import open_dict
 
 from forcing.errors import ConfigError
+from forcing.objectives.grpo import grpo_loss
+from forcing.rollout_long import policy_logprobs, sliced_noise, stream_rollout
 from lightning_modules.launch import launch, paradigm_class
 from lightning_modules.self_forcing_pp import SelfForcingPP
 from tests.suite.helpers import EXPERIMENTS, LossRecorder, compose_run, fast_overrides
@@ -20,7 +23,8 @@ TINY = ["model=tiny", "paradigm.generator_init.experiment=null"]  # fast: no ODE
 
 def test_sfpp_experiments_exist() -> None:
     expected = {"self_forcing_pp", "self_forcing_pp_beta_window", "self_forcing_pp_uniform_exit",
-                "self_forcing_pp_short_horizon", "self_forcing_pp_window_6", "self_forcing_pp_grpo"}
+                "self_forcing_pp_short_horizon", "self_forcing_pp_window_6", "self_forcing_pp_grpo",
+                "self_forcing_pp_noisy_kv"}
     assert expected <= set(SFPP)
 
 
@@ -40,6 +44,8 @@ def test_experiment_composes_and_validates(experiment: str) -> None:
     assert p.window_sampling == ("beta" if experiment.endswith("beta_window") else "uniform")
     assert p.exit_step == ("random" if experiment.endswith("uniform_exit") else "last")
     assert p.stage == ("grpo" if experiment.endswith("grpo") else "dmd")
+    assert p.backward_noise == "grid"  # eq. 1: t drawn from the grid, not tied to the exit step
+    assert p.context_cache == ("noisy" if experiment.endswith("noisy_kv") else "clean")
     assert p.generator_init.experiment == ("self_forcing_pp" if p.stage == "grpo" else "ode_init")
 
 
@@ -57,6 +63,8 @@ def test_generator_init_can_be_a_self_forcing_checkpoint() -> None:
         ("rollout_frames_start", 6, "rollout_frames_start"),
         ("window_sampling", "gaussian", "window_sampling"),
         ("backward_noise", "middle", "backward_noise"),
+        ("backward_noise", "exit", "backward_noise"),
+        ("context_cache", "dirty", "context_cache"),
         ("stage", "ppo", "stage"),
         ("rollout", "teacher_forcing", "rollout"),
     ],
@@ -76,6 +84,9 @@ def test_bad_grpo_options_are_refused() -> None:
         SelfForcingPP.validate_config(cfg)
     cfg = compose_run("experiment=self_forcing_pp_grpo", "paradigm.denoising_steps=[1000]")
     with pytest.raises(ConfigError, match="stochastic"):
+        SelfForcingPP.validate_config(cfg)
+    cfg = compose_run("experiment=self_forcing_pp_grpo", "paradigm.context_cache=noisy")
+    with pytest.raises(ConfigError, match="context_cache"):
         SelfForcingPP.validate_config(cfg)
 
 
@@ -108,7 +119,64 @@ def test_module_rollout_is_a_window_of_the_long_rollout() -> None:
     assert roll.video.shape == (2, 3, 12, 32, 32) and roll.video.requires_grad
     assert roll.num_frames == 60 and roll.window_start % 3 == 0 and roll.window_start <= 48
     assert roll.exit_steps == [3] * 4  # exit_step: last
-    assert module.last_window == (60, roll.window_start)
+    assert module.last_window == (60, roll.window_start, roll.noise_step)
+
+
+def draws_at(module: SelfForcingPP, iterations: int) -> list[tuple[int, int]]:
+    """(exit step, backward-noise step) of the module's draws at iterations 0..iterations-1."""
+    out = []
+    for i in range(iterations):
+        module.step_index = lambda i=i: i  # the draws are keyed by the training step
+        out.append((module.draw_exit_steps(4)[0], module.draw_noise_step()))
+    return out
+
+
+def test_backward_noise_t_is_its_own_draw_over_the_grid() -> None:
+    """Self-Forcing++ eq. 1 / Alg. 1 line 4: the window is re-noised to t ~ U{t_1..t_T} of the
+    few-step grid, drawn independently of the exit step (with exit = last it still varies)."""
+    module = tiny_module()
+    grid = module.grid()
+    pairs = draws_at(module, 400)
+    assert {s for s, _ in pairs} == {3}  # exit_step: last
+    counts = Counter(j for _, j in pairs)
+    assert sorted(counts) == [0, 1, 2, 3]  # every grid point t_j, and only grid points
+    assert {grid[j] for _, j in pairs} == set(grid)  # t in {1000, 937.5, 833.3, 625}
+    assert all(abs(c / 400 - 1 / 4) < 0.08 for c in counts.values())
+    module = tiny_module("paradigm.exit_step=random")
+    joint = Counter(draws_at(module, 800))
+    assert len(joint) == 16  # every (exit step, noise step) pair occurs: not tied to each other
+    assert all(abs(c / 800 - 1 / 16) < 0.04 for c in joint.values())
+    module = tiny_module("paradigm.backward_noise=first")
+    assert {j for _, j in draws_at(module, 20)} == {0}
+    # the rollout uses the draw: its window restarts at t_j and exits at the last step
+    module = tiny_module()
+    module.step_index = lambda: 5
+    j = module.draw_noise_step()
+    batch, context, rngs = batch_of(module)
+    with torch.no_grad():
+        roll = module.rollout(batch, context, None, rngs)
+    assert roll.noise_step == j and roll.exit_steps == [3] * 4
+    assert module.last_window[2] == j
+
+
+def test_noisy_kv_module_streams_with_the_noisy_cache() -> None:
+    """Self-Forcing++ noisy-KV-cache ablation: inference (Alg. 2) as in training, `stream` keeps each
+    block's noisy K/V instead of re-running the clean block."""
+    module, clean_module = tiny_module("paradigm.context_cache=noisy"), tiny_module()
+    for m in (module, clean_module):  # Wan's init zeroes the head: randomise the sampling generator alike
+        torch.manual_seed(0)
+        for p in m.sampling_generator().parameters():
+            torch.nn.init.normal_(p, std=0.2)
+    assert module.noisy_context()
+    video = module.stream(["a red square"], 6, seed=3, cache_frames=6)
+    gen = torch.Generator().manual_seed(3)
+    noise = torch.randn((1, *module.latent_shape(6)), generator=gen)
+    ref = stream_rollout(module.sampling_generator(), module.condition(["a red square"]), sliced_noise(noise), num_frames=6,
+                         frames_per_block=3, timesteps=module.grid(), cache_frames=6, noisy_context=True,
+                         generator=gen)
+    assert torch.equal(video, ref)
+    clean = clean_module.stream(["a red square"], 6, seed=3, cache_frames=6)
+    assert torch.equal(clean[:, :, :3], video[:, :, :3]) and not torch.equal(clean, video)
 
 
 def test_module_rollout_length_schedule_starts_short() -> None:
@@ -148,3 +216,39 @@ def test_self_forcing_pp_grpo_runs_one_step(tmp_path) -> None:
     module = trainer.lightning_module
     assert module.real_score_net is None and module.critic_net is None  # GRPO builds no teacher networks
     assert module.reference_net is not None  # kl_weight > 0: the frozen initial policy
+
+
+def test_grpo_update_backpropagates_the_trajectory_ratio_block_by_block() -> None:
+    """Self-Forcing++ A.6 / eq. 7: the module's block-by-block update has the gradient of the
+    clipped objective with one ratio per trajectory, r = exp(sum of per-step log-prob differences),
+    plus beta times the trajectory KL (sum over steps, mean over trajectories)."""
+    module = tiny_module("experiment=self_forcing_pp_grpo", "paradigm.grpo.group_size=2",
+                         "paradigm.grpo.rollout_frames=6")
+    torch.manual_seed(0)
+    for p in module.generator.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    module.reference_net.load_state_dict(module.generator.state_dict())
+    context = module.condition(["a red square"] * 4).context
+    rngs = [torch.Generator().manual_seed(i) for i in range(4)]
+    traj = module.sample_group(context, rngs)
+    advantages = torch.tensor([1.0, -1.0, 0.5, -0.5], dtype=torch.float64)
+    with torch.no_grad():  # a policy step away from the sampling one: ratios != 1, some clipped
+        for p in module.generator.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    params = [p for p in module.generator.parameters() if p.requires_grad]
+    g, beta = module.p.grpo, float(module.p.grpo.kl_weight)
+    parts = list(policy_logprobs(module.generator, context, traj, cache_frames=module.cache_frames(),
+                                 reduce=str(g.logprob_reduce), reference=module.reference_net))
+    logp = torch.stack([part.logp for part in parts], 1)  # [B, blocks, steps]
+    ratio = torch.exp(logp.detach().flatten(1).sum(1) - traj.logp_old.flatten(1).sum(1))
+    g.clip_eps = float((ratio - 1).abs().median())  # half of the trajectories outside the trust region
+    kl = torch.stack([part.kl for part in parts], 1).flatten(1).sum(1).mean()
+    direct = grpo_loss(logp, traj.logp_old, advantages, float(g.clip_eps)) + beta * kl
+    expected = torch.autograd.grad(direct, params)
+    module.manual_backward = lambda loss: loss.backward()  # no trainer here
+    module.generator.zero_grad(set_to_none=True)
+    terms = module.grpo_update(context, traj, advantages, scale=1.0)
+    assert math.isclose(float(terms["loss"]), float(direct), rel_tol=1e-6)
+    assert 0 < float(terms["clip_fraction"]) < 1
+    for p, e in zip(params, expected):
+        assert torch.allclose(p.grad, e.to(p.grad.dtype), rtol=1e-4, atol=1e-7)

@@ -14,7 +14,7 @@ from forcing.diffusion import Conditioning
 from forcing.diffusion.schedule import few_step_timesteps
 from forcing.models import KVCache
 from forcing.rollout import generate
-from forcing.rollout_long import drawn_noise, sliced_noise, window_rollout
+from forcing.rollout_long import drawn_noise, sliced_noise, stream_rollout, window_rollout
 
 GRID = few_step_timesteps().tolist()
 M, FPB = 4, 2  # teacher horizon (= window = cache) and frames per block of the tiny tests
@@ -69,15 +69,15 @@ def test_gradient_only_at_the_windows_exit_step(model) -> None:
     frames, start = 3 * M, 2 * M
     noise, context = torch.randn(1, 4, frames, 4, 4), torch.randn(1, 8, 16)
     params = list(model.parameters())
-    for exit_step, mode in [(3, "first"), (0, "first"), (2, "exit")]:
+    for exit_step, noise_step in [(3, 0), (0, 0), (3, 2), (2, 2)]:
         leaf = noise.clone().requires_grad_(True)
-        r = roll(model, sliced_noise(leaf), context, frames, start, exit_steps=[exit_step] * 2, backward_noise=mode,
+        r = roll(model, sliced_noise(leaf), context, frames, start, exit_steps=[exit_step] * 2, noise_step=noise_step,
                  backward_generator=torch.Generator().manual_seed(4))
         loss = r.video.square().sum()
         grads = torch.autograd.grad(loss, [leaf, *params], allow_unused=True)
         g_noise = grads[0] if grads[0] is not None else torch.zeros_like(noise)
         assert g_noise[:, :, :start].abs().max() == 0  # nothing flows into the rollout before the window
-        if exit_step == 0 and mode == "first":  # grad at step 0: only the window's own input gets it
+        if exit_step == 0 and noise_step == 0:  # grad at step 0: only the window's own input gets it
             assert g_noise[:, :, start:].abs().max() > 0
         else:  # steps before the exit step and the clean window carry no graph
             assert g_noise.abs().max() == 0
@@ -89,6 +89,31 @@ def test_gradient_only_at_the_windows_exit_step(model) -> None:
         a = roll(model, sliced_noise(noise), context, frames, start).video
         b = roll(model, sliced_noise(bumped), context, frames, start).video
     assert (a - b).abs().max() > 1e-4
+
+
+def test_noisy_kv_cache_keeps_the_last_noisy_kv_in_training_and_at_inference(model) -> None:
+    """Self-Forcing++ noisy-KV-cache ablation: no clean re-run of finished blocks (Alg. 1/2 write
+    clean K/V); the cache keeps what each block's last denoising step wrote. The training rollout
+    (history + window, exit last, t_0 restart) is the noisy inference rollout."""
+    torch.manual_seed(1)
+    frames = 3 * M
+    noise, context = torch.randn(2, 4, frames, 4, 4), torch.randn(2, 8, 16)
+    seen: list[float] = []
+    hook = model.register_forward_pre_hook(lambda _m, args: seen.append(float(args[1].reshape(-1)[0])))
+    r = roll(model, sliced_noise(noise), context, frames, frames - M, keep_history=True, noisy_context=True)
+    hook.remove()
+    assert seen == GRID * (frames // FPB)  # every forward is a denoising step: no re-run at t = 0
+    cond = Conditioning(context)
+    kw = {"num_frames": frames, "frames_per_block": FPB, "timesteps": GRID, "cache_frames": M}
+    noisy = stream_rollout(model, cond, sliced_noise(noise), noisy_context=True,
+                           generator=torch.Generator().manual_seed(2), **kw)
+    assert torch.equal(torch.cat([r.history, r.video.detach()], dim=2), noisy)  # training = inference
+    clean = stream_rollout(model, cond, sliced_noise(noise), generator=torch.Generator().manual_seed(2), **kw)
+    ref = generate(model, noise, cond, frames_per_block=FPB, timesteps=GRID, stochastic=True, cache_frames=M,
+                   generator=torch.Generator().manual_seed(2))
+    assert torch.equal(clean, ref)  # the clean stream is Algorithm 2
+    assert torch.equal(noisy[:, :, :FPB], clean[:, :, :FPB])  # the first block sees no cache
+    assert (noisy[:, :, FPB:] - clean[:, :, FPB:]).abs().max() > 1e-4  # later blocks see other K/V
 
 
 class LiveTensorBytes(TorchDispatchMode):

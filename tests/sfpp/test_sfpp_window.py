@@ -107,14 +107,16 @@ def test_backward_noise_first_restarts_from_the_blocks_own_noise(model) -> None:
     assert not any(grad for _, s, grad in calls if s < 4)  # the rollout before the window: no grad
 
 
-@pytest.mark.parametrize(("exit_step", "start"), [(1, 4), (2, 4), (3, 4), (2, 0)])
-def test_backward_noise_exit_renoises_the_rollouts_clean_window(model, exit_step, start) -> None:
+@pytest.mark.parametrize(("noise_step", "start"), [(1, 4), (2, 4), (3, 4), (2, 0)])
+def test_backward_noise_renoises_the_rollouts_clean_window_to_the_drawn_t(model, noise_step, start) -> None:
+    """Self-Forcing++ eq. 1 / Alg. 1 line 4: the window's clean frames are re-noised to the drawn
+    grid point t_j, and the student denoises them from t_j to the (last) exit step."""
     torch.manual_seed(1)
     noise, context = torch.randn(1, 4, 8, 4, 4), torch.randn(1, 8, 16)
     calls = record_calls(model)
     roll = window_rollout(model, context, sliced_noise(noise), num_frames=8, window_start=start, window_frames=4,
-                          frames_per_block=2, timesteps=GRID, exit_steps=[exit_step] * 2, cache_frames=4,
-                          backward_noise="exit", generator=torch.Generator().manual_seed(2),
+                          frames_per_block=2, timesteps=GRID, exit_steps=[3, 3], cache_frames=4,
+                          noise_step=noise_step, generator=torch.Generator().manual_seed(2),
                           backward_generator=torch.Generator().manual_seed(5))
     # the clean window is the inference rollout's own frames
     with torch.no_grad():
@@ -123,14 +125,26 @@ def test_backward_noise_exit_renoises_the_rollouts_clean_window(model, exit_step
                        cache_frames=4, generator=torch.Generator().manual_seed(2))
         del calls[calls_before:]
     assert torch.equal(roll.clean, ref[:, :, start : start + 4])
-    # input = add_noise(clean window, eps, sigma(t_s)), eps drawn block by block
+    # input = add_noise(clean window, eps, sigma(t_j)), eps drawn block by block
     gen = torch.Generator().manual_seed(5)
     eps = torch.cat([torch.randn(1, 4, 2, 4, 4, generator=gen) for _ in range(2)], dim=2)
-    assert torch.allclose(roll.inputs, add_noise(roll.clean, eps, sigma_from_t(GRID[exit_step])), atol=0, rtol=0)
-    # the window pass: one step at t_s with grad per block, then the context re-run without
-    grad_calls = [c for c in calls if c[2]]
-    assert grad_calls == [(GRID[exit_step], start, True), (GRID[exit_step], start + 2, True)]
-    assert roll.video.requires_grad
+    assert torch.allclose(roll.inputs, add_noise(roll.clean, eps, sigma_from_t(GRID[noise_step])), atol=0, rtol=0)
+    # the window pass: steps j..T-1 per block (grad only at the last), then the context re-run
+    window_calls = calls[-2 * (len(GRID) - noise_step + 1):]
+    assert window_calls == [(t, s, t == GRID[3]) for s in (start, start + 2) for t in [*GRID[noise_step:], 0.0]]
+    assert roll.video.requires_grad and roll.exit_steps == [3, 3] and roll.noise_step == noise_step
+
+
+def test_exit_steps_before_the_noise_step_are_clamped_to_it(model) -> None:
+    """Alg. 1: a block re-noised to t_j runs steps j..T-1; a uniform exit step s < j exits at j."""
+    torch.manual_seed(1)
+    noise, context = torch.randn(1, 4, 8, 4, 4), torch.randn(1, 8, 16)
+    calls = record_calls(model)
+    roll = window_rollout(model, context, sliced_noise(noise), num_frames=8, window_start=4, window_frames=4,
+                          frames_per_block=2, timesteps=GRID, exit_steps=[0, 3], cache_frames=4, noise_step=2,
+                          generator=torch.Generator().manual_seed(2), backward_generator=torch.Generator().manual_seed(5))
+    assert roll.exit_steps == [2, 3]
+    assert [c for c in calls if c[2]] == [(GRID[2], 4, True), (GRID[3], 6, True)]
 
 
 def test_backward_noise_first_with_a_partial_noise_grid(model) -> None:
