@@ -46,7 +46,9 @@ tables() {
     eval/motion@1x eval/motion@5x eval/motion@10x eval/motion@20x eval/colour_fidelity@1x eval/colour_fidelity@20x \
     eval/fvd@1x eval/fvd@20x \
     --out experiments/long_horizon/results
-  $PY experiments/compare.py "$R/self_forcing_dmd-dmd-s0" "$R/causal_forcing_dmd-dmd-s0" --with-start \
+  # matched init comparison (Causal Forcing protocol, experiments/causal_init/README.md): same CFG,
+  # pairs, steps and batch; only the ODE teacher differs (bidirectional vs AR teacher trained on D_Bi)
+  $PY experiments/compare.py "$R/causal_init_bi_dmd-dmd-s0" "$R/causal_ode_dmd-dmd-s0" --with-start \
     --keys eval/sharpness@1x eval/sharpness@20x eval/motion@1x eval/motion@20x eval/size_error@1x \
     eval/size_error@20x eval/drift_brightness@20x eval/fvd@1x eval/fvd@20x \
     --out experiments/causal_init/results
@@ -54,7 +56,7 @@ tables() {
 
 if [ "${2:-}" != tables ]; then
   chain A self_forcing_dmd df_dmd diffusion_forcing self_forcing_dmd_framewise self_forcing_pp &
-  chain B causal_forcing_dmd tf_dmd self_forcing_sid self_forcing_gan &
+  chain B causal_init_bi_dmd causal_ode_dmd tf_dmd self_forcing_sid self_forcing_gan &
   wait
 fi
 tables
