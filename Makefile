@@ -28,7 +28,7 @@ demo: install
 	$(BIN)/python run.py ckpt_path=auto
 
 test: install
-	$(BIN)/python -m pytest -q -m "not gpu" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/python -m ruff check .

@@ -312,7 +312,7 @@ def make_shapes_pairs(
     Clip size and text encoder default to the checkpoint's run config, else conf/world/shapes.yaml.
     Returns the manifest path. (Also the artifact store's maker of ODE pairs.)
     """
-    from forcing.encoders import build_text_encoder
+    from forcing.encoders import build_codec, build_text_encoder
 
     teacher, run_cfg = load_teacher(teacher_path)
     world = {**shapes_world_defaults(), **(run_cfg.get("world") or {})}
@@ -320,7 +320,11 @@ def make_shapes_pairs(
     encoder = build_text_encoder(text_encoder or world["text_encoder"])
     teacher = teacher.to(device)
     prompts, seeds = shapes_clips(num, base_seed, max_shapes or world["max_shapes"])
-    latent_shape = (teacher.config.in_dim, frames, h, w)  # identity codec: latents are the pixels
+    codec_cfg = dict(world.get("codec") or {"kind": "identity"})
+    codec = build_codec(codec_cfg)
+    latent_shape = codec.latent_shape(frames, h, w)  # (C, F, H / stride, W / stride); identity: the pixels
+    if latent_shape[0] != teacher.config.in_dim:
+        raise ValueError(f"codec gives {latent_shape[0]} latent channels, the teacher takes {teacher.config.in_dim}")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     entries, config = [], {}
@@ -331,7 +335,7 @@ def make_shapes_pairs(
         )  # fmt: skip
         entries.append(write_shard(pairs, folder, index))
         config = pairs["config"]
-    config = {**config, "world": "shapes", "codec": "identity", "base_seed": base_seed}
+    config = {**config, "world": "shapes", "codec": codec_cfg.get("kind", "identity"), "base_seed": base_seed}
     return write_manifest(folder, config, entries)
 
 

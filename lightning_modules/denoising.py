@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from forcing.diffusion.flow import add_noise, sigma_from_t
-from forcing.diffusion.schedule import euler_timesteps, sample_block_t
+from forcing.diffusion.schedule import euler_timesteps, sample_block_t, sample_logit_normal_block_t
+from forcing.ema import ema_update
 from forcing.objectives import flow_matching_loss
 from lightning_modules.base import ForcingModule
 
@@ -20,14 +21,25 @@ class DenoisingModule(ForcingModule):
     mode: str = "block_causal"
 
     def block_timesteps(self, rngs: list[torch.Generator]) -> Tensor:
-        """Independent shifted timestep per block, expanded to frames: [B, F]."""
+        """Independent shifted timestep per block, expanded to frames: [B, F]; drawn uniformly on
+        Wan's shifted training grid (`t_sampling: uniform`) or logit-normal (`logit_normal`, SD3)."""
         frames, fpb = int(self.cfg.world.num_frames), int(self.p.frames_per_block)
-        return torch.cat(
-            [
-                sample_block_t(1, frames // fpb, fpb, shift=float(self.p.shift), min_t=0.0, max_t=1000.0, generator=g)
-                for g in rngs
-            ]
-        ).to(self.device)
+        shift, kind = float(self.p.shift), self.p.get("t_sampling", "uniform")
+        if kind not in ("uniform", "logit_normal"):
+            raise ValueError(f"paradigm.t_sampling={kind!r}: expected uniform or logit_normal")
+
+        def draw(g: torch.Generator) -> Tensor:
+            if kind == "logit_normal":
+                return sample_logit_normal_block_t(1, frames // fpb, fpb, shift=shift, generator=g)
+            return sample_block_t(1, frames // fpb, fpb, shift=shift, min_t=0.0, max_t=1000.0, generator=g)
+
+        return torch.cat([draw(g) for g in rngs]).to(self.device)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """EMA of the weights after each optimiser step (`paradigm.ema_decay`, from `ema_start`)."""
+        if self.generator_ema is not None and (batch_idx + 1) % int(self.cfg.trainer.accumulate_grad_batches) == 0:
+            ema_update(self.generator_ema, self.generator, float(self.p.ema_decay),
+                       step=int(self.global_step), start_step=int(self.p.get("ema_start", 0)))
 
     def forward_kwargs(self, x0: Tensor) -> dict[str, Any]:
         """The backbone's attention arguments for this paradigm."""

@@ -40,16 +40,24 @@ def build_text_encoder(cfg: Mapping[str, Any] | None = None, **overrides: Any) -
 def build_codec(cfg: Mapping[str, Any] | None = None, **overrides: Any) -> nn.Module:
     """A frozen latent codec from `kind` and its options (a mapping and/or keyword arguments).
 
-    kind="identity": IdentityCodec(); kind="wan_vae": WanVAECodec.from_pretrained(path, dtype=None).
+    kind="identity": IdentityCodec(); kind="shapes": ShapesCodec.from_file(path) (the shapes world's
+    learned autoencoder); kind="wan_vae": WanVAECodec.from_pretrained(path, dtype=None).
     """
     options = _options(cfg, overrides)
     kind = options.pop("kind", "identity")
     if kind == "identity":
         return IdentityCodec(**options)
+    if kind == "shapes":
+        from forcing.encoders.shapes_codec import SHIPPED_CODEC, ShapesCodec
+
+        path = options.pop("path", None) or SHIPPED_CODEC
+        if options:
+            raise ConfigError(f"codec kind='shapes' takes only path, got {sorted(options)}")
+        return ShapesCodec.from_file(path)
     if kind == "wan_vae":
         from forcing.encoders.wan_vae import WanVAECodec
 
         if options.get("path") is None:
             raise ConfigError("codec kind='wan_vae' needs path=<local folder of the Wan VAE>")
         return WanVAECodec.from_pretrained(options.pop("path"), **options)
-    raise ConfigError(f"unknown codec kind {kind!r}; expected 'identity' or 'wan_vae'")
+    raise ConfigError(f"unknown codec kind {kind!r}; expected 'identity', 'shapes' or 'wan_vae'")
