@@ -114,6 +114,7 @@ class StreamingEvaluation(L.Callback):
         self.seed = int(seed)
         self.at_start = bool(at_start)
         self._net: ShapesFeatureNet | None = None
+        self.last_scalars: dict[str, float] | None = None  # of the latest evaluation (rank 0): the run's summary
         self._last_step = -1
         self._warned = False
 
@@ -206,6 +207,7 @@ class StreamingEvaluation(L.Callback):
             return None
         meta = {"step": step, "iteration": trainer.fit_loop.total_batch_idx + 1}
         scalars = self.score(module, specs, meta, trainer.loggers, _tensorboard(trainer), trainer.is_global_zero)
+        self.last_scalars = scalars or self.last_scalars
         trainer.strategy.barrier("eval_done")
         return scalars
 

@@ -8,6 +8,19 @@ from omegaconf import DictConfig
 from forcing.errors import ConfigError
 
 
+def data_parallel_size(cfg: DictConfig) -> int:
+    """Ranks that share an iteration's batch: devices x nodes (FSDP2 shards the model, not the data)."""
+    hw = cfg.hardware
+    return int(hw.devices) * int(hw.num_nodes)
+
+
+def rank_batch_size(cfg: DictConfig) -> int:
+    """The micro-batch of one rank: `world.batch_size` is the global batch of an iteration, as the
+    papers state it (Self Forcing: 64 = 1 per GPU on 64 GPUs), split over the ranks and the
+    `trainer.accumulate_grad_batches` micro-batches (`lightning_modules.validation` checks it divides)."""
+    return int(cfg.world.batch_size) // (data_parallel_size(cfg) * int(cfg.trainer.accumulate_grad_batches))
+
+
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     """The data module of `cfg.world`."""
     w = cfg.world
@@ -18,7 +31,7 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
             num_frames=int(w.num_frames),
             height=int(w.height),
             width=int(w.width),
-            batch_size=int(w.batch_size),
+            batch_size=rank_batch_size(cfg),
             val_batch_size=int(w.val_batch_size),
             max_shapes=int(w.max_shapes),
             seed=int(cfg.seed),

@@ -45,13 +45,37 @@ def compose_experiment(experiment: str, *overrides: str) -> DictConfig:
         return compose("run", overrides=[f"experiment={experiment}", *overrides])
 
 
+#: the sections of a config that name a prerequisite by experiment or give it by path
+_SECTIONS = ("teacher", "paradigm.generator_init")
+
+
+def given_paths(cfg: DictConfig) -> dict[str, str]:
+    """Weights folders given by path, by the experiment that makes them: `artifact_paths` plus every
+    section of `_SECTIONS` that names both (absolute paths, so that identities do not depend on cwd)."""
+    paths = cfg.get("artifact_paths")
+    given = {str(k): str(v) for k, v in paths.items()} if paths else {}
+    for key in _SECTIONS:
+        section = OmegaConf.select(cfg, key)
+        if section is not None and section.get("experiment") and section.get("path"):
+            given[str(section.experiment)] = str(Path(str(section.path)).resolve())
+    return given
+
+
 def prerequisite_config(consumer: DictConfig, experiment: str) -> DictConfig:
     """The config of prerequisite `experiment` for a `consumer` run: the consumer's budget (so the
     whole chain trains at the study budget when asked), world (but the prerequisite's own batch
-    size), model size, seed, paths and (for debugging runs) trainer; one device, so that it can
-    run in-process."""
+    size), model size, seed, paths, weights given by path (`given_paths`: a teacher given to the
+    consumer is the teacher of every prerequisite that names its experiment) and (for debugging
+    runs) trainer; one device, so that it can run in-process."""
     cfg = compose_experiment(experiment, f"budget={consumer.get('budget_name', 'demo')}")
+    given = given_paths(consumer)
     with open_dict(cfg):
+        if given:
+            cfg.artifact_paths = given
+            for key in _SECTIONS:
+                section = OmegaConf.select(cfg, key)
+                if section is not None and section.get("experiment") in given and not section.get("path"):
+                    section.path = given[str(section.experiment)]
         own_batch = cfg.world.batch_size  # a training hyperparameter of the prerequisite's own recipe
         for key in ("world", "seed", "paths"):
             cfg[key] = consumer[key]
@@ -73,14 +97,24 @@ def identity(cfg: DictConfig) -> str:
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in _NOT_IDENTITY:
         data.pop(key, None)
+    if not data.get("artifact_paths"):  # nothing given by path: the identity of earlier stores
+        data.pop("artifact_paths", None)
     data.get("trainer", {}).pop("enable_progress_bar", None)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def store_root(cfg: DictConfig) -> Path:
+    """The artifact store of `cfg`: `paths.artifacts`, or `paths.fast_dev_run_artifacts` for a
+    `trainer.fast_dev_run` (its prerequisites are trained for a step: never shared with real runs)."""
+    if cfg.trainer.get("fast_dev_run"):
+        return Path(cfg.paths.fast_dev_run_artifacts)
+    return Path(cfg.paths.artifacts)
+
+
 def store_dir(cfg: DictConfig, kind: str) -> Path:
-    """`${paths.artifacts}/<experiment>/<kind>-<hash>` for the artifact of `cfg`."""
-    return Path(cfg.paths.artifacts) / str(cfg.experiment_name) / f"{kind}-{identity(cfg)}"
+    """`<store_root>/<experiment>/<kind>-<hash>` for the artifact of `cfg`."""
+    return store_root(cfg) / str(cfg.experiment_name) / f"{kind}-{identity(cfg)}"
 
 
 def _rank() -> int:

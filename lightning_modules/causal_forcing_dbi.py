@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
 from lightning_modules.causal_forcing import CausalODE, make_causal_shapes_pairs
-from lightning_modules.ode_init import ODEInit
+from lightning_modules.ode_init import ODEInit, pair_count
 from lightning_modules.teacher_forcing import TeacherForcing
 
 
@@ -39,8 +39,7 @@ def dbi_pairs(cfg: DictConfig, num: int, guidance_scale: float) -> Path:
     if w.name != "shapes":
         raise ConfigError("D_Bi at scale: pass paradigm.pairs_path=<ODE pairs of the bidirectional teacher>")
     teacher = resolve_path(cfg, cfg.teacher, "bidirectional teacher")
-    if cfg.trainer.get("fast_dev_run"):  # as ODEInit: a debugging run needs a batch or two of pairs
-        num = min(num, 2 * int(w.batch_size) + 2)
+    num = pair_count(cfg, num)  # as ODEInit: a debugging run makes just enough pairs
     key = cfg
     if cfg.teacher.get("experiment") and not cfg.teacher.get("path"):
         key = prerequisite_config(cfg, str(cfg.teacher.experiment))  # the teacher's identity

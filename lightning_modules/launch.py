@@ -1,12 +1,15 @@
 """Turn a composed config into a validated, resumable Lightning run.
 
-Everything that can be wrong with a run is checked here before the trainer exists: the
+Everything that can be wrong with a run is checked here before anything is built or written: the
+values of the config (`lightning_modules.validation`: ranges, shapes, names, paths), the
 paradigm's own constraints (frames per block, objective), the checkpoint to resume, and the run
-directory (a fresh run never overwrites an earlier run's checkpoints).
+directory (a fresh run never overwrites an earlier run's checkpoints). The run directory is made
+only then; a run ends with one summary line.
 """
 
 from __future__ import annotations
 
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,12 +68,24 @@ def check_checkpoint_file(path: Path) -> None:
         raise ConfigError(f"checkpoint {path} is corrupt or truncated ({err})") from err
 
 
-def launch(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
-    """Validate `cfg`, build datamodule, module and trainer, and fit. Returns the trainer."""
-    from lightning_modules.trainer import build_trainer
+def validate(cfg: DictConfig) -> type[L.LightningModule]:
+    """Every check that needs no model, data or file: the config's values, then the paradigm's
+    constraints. Returns the paradigm class."""
+    from lightning_modules.validation import validate_run
 
+    validate_run(cfg)
     cls = paradigm_class(cfg)
     cls.validate_config(cfg)
+    return cls
+
+
+def launch(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
+    """Validate `cfg`, build datamodule, module and trainer, and fit. Returns the trainer."""
+    from lightning_modules.console import log, log_file, summary_line
+    from lightning_modules.trainer import build_trainer
+
+    started = time.time()
+    cls = validate(cfg)
     run_dir = run_dir_of(cfg)
     ckpt_path = resolve_ckpt_path(cfg, run_dir)
     prepare = getattr(cls, "prepare_prerequisites", None)
@@ -85,5 +100,10 @@ def launch(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Tra
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if cfg.get("train", True):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        with log_file(run_dir / "run.log", enabled=trainer.is_global_zero):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            if trainer.is_global_zero:
+                batches = trainer.fit_loop.total_batch_idx + 1
+                iterations = batches // max(1, int(cfg.trainer.accumulate_grad_batches))
+                log.info(summary_line(trainer, run_dir, iterations, started))
     return trainer

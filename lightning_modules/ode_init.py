@@ -26,6 +26,19 @@ from forcing.objectives import ode_regression_loss
 from lightning_modules.base import ForcingModule
 
 
+def pair_count(cfg: DictConfig, num: int) -> int:
+    """Pairs to make for `cfg`: `num`, or for a `trainer.fast_dev_run` of n batches just enough for
+    the validation pairs and n global training batches (`world.batch_size` spans all ranks).
+    A function of world and trainer only: a prerequisite (one device, the consumer's world and
+    trainer) makes as many pairs as its consumer does (D_Bi and the causal pairs share seeds)."""
+    fast = cfg.trainer.get("fast_dev_run")
+    if not fast:
+        return num
+    batches = 1 if fast is True else int(fast)
+    w = cfg.world
+    return min(num, int(w.val_size) + batches * int(w.batch_size))
+
+
 class ODEInit(ForcingModule):
     """ODE-initialisation paradigm: causal student regressing ODE endpoints."""
 
@@ -81,9 +94,7 @@ class ODEInit(ForcingModule):
                 return
             if w.name != "shapes":
                 raise ConfigError(f"paradigm.pairs_path is not set: make ODE pairs with `{COMMAND}`")
-            num = int(p.num_pairs)
-            if cfg.trainer.get("fast_dev_run"):  # a debugging run needs a batch or two of pairs
-                num = min(num, 2 * int(w.batch_size) + 2)
+            num = pair_count(cfg, int(p.num_pairs))
             key = cfg  # a teacher given by path: pairs keyed by this run's config (which holds the path)
             if cfg.teacher.get("experiment") and not cfg.teacher.get("path"):
                 key = prerequisite_config(cfg, str(cfg.teacher.experiment))  # the teacher's identity
@@ -93,6 +104,7 @@ class ODEInit(ForcingModule):
     @classmethod
     def build_datamodule(cls, cfg: DictConfig) -> L.LightningDataModule:
         """The ODE pairs of `paradigm.pairs_path`, checked against the student's grid and the world."""
+        from datamodules import rank_batch_size
         from datamodules.ode_pairs import ODEPairsDataModule
         from forcing.ode_pairs import COMMAND
 
@@ -104,7 +116,7 @@ class ODEInit(ForcingModule):
         w = cfg.world
         dm = ODEPairsDataModule(
             path,
-            batch_size=int(w.batch_size),
+            batch_size=rank_batch_size(cfg),
             val_size=int(w.val_size),
             val_batch_size=int(w.val_batch_size),
             num_workers=int(w.num_workers),

@@ -12,7 +12,10 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from omegaconf import DictConfig
 
 from callbacks.evaluation import StreamingEvaluation
+from callbacks.nan_guard import NonFiniteGuard
+from callbacks.progress import IterationProgressBar
 from callbacks.samples import SampleVideos
+from lightning_modules.console import quiet_lightning
 
 
 def build_strategy(hw: DictConfig) -> str | ModelParallelStrategy:
@@ -33,27 +36,26 @@ def build_strategy(hw: DictConfig) -> str | ModelParallelStrategy:
 def build_trainer(
     cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[L.Callback] = (), paradigm: type | None = None
 ) -> L.Trainer:
-    """The Trainer: TensorBoard in the run directory, step checkpoints, sample videos, streaming evaluation.
+    """The Trainer: TensorBoard in the run directory, step checkpoints, sample videos, streaming
+    evaluation, the non-finite guard and a progress bar over the run's iterations.
 
     `trainer.max_steps` counts training iterations for every paradigm; a two-optimiser paradigm
     (`paradigm.optimizer_steps`) gets the matching number of Lightning optimiser steps, and
     accumulates gradients itself (Lightning's accumulation is for automatic optimisation only).
+    A `trainer.fast_dev_run` writes no checkpoint (Lightning's rule, which its `save_last` breaks at
+    the end of fitting), so a second one in the same run directory is not refused.
     """
+    quiet_lightning()
     tcfg, hw, cbs = cfg.trainer, cfg.hardware, cfg.callbacks
     manual = bool(getattr(paradigm, "manual_optimization", False))
     max_steps = int(tcfg.max_steps)
     if paradigm is not None:
         max_steps = paradigm.optimizer_steps(cfg, max_steps)
+    fast = tcfg.fast_dev_run
+    iterations = int(tcfg.max_steps) if not fast else (1 if fast is True else int(fast))
     logger = TensorBoardLogger(save_dir=str(run_dir.parent), name=run_dir.name, version="", default_hp_metric=False)
     callbacks: list[L.Callback] = [
-        ModelCheckpoint(
-            dirpath=str(run_dir / "checkpoints"),
-            filename="step{step:06d}",
-            auto_insert_metric_name=False,
-            every_n_train_steps=int(cbs.checkpoint_every_n_steps),
-            save_top_k=-1,
-            save_last=True,
-        ),
+        NonFiniteGuard(),
         SampleVideos(
             every_n_steps=int(cbs.samples_every_n_steps),
             num_samples=int(cbs.num_samples),
@@ -74,6 +76,17 @@ def build_trainer(
         LearningRateMonitor(logging_interval="step"),
         *extra_callbacks,
     ]
+    if not fast:
+        callbacks.insert(0, ModelCheckpoint(
+            dirpath=str(run_dir / "checkpoints"),
+            filename="step{step:06d}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=int(cbs.checkpoint_every_n_steps),
+            save_top_k=-1,
+            save_last=True,
+        ))  # fmt: skip
+    if tcfg.enable_progress_bar:
+        callbacks.append(IterationProgressBar(iterations, accumulate=int(tcfg.accumulate_grad_batches)))
     return L.Trainer(
         accelerator=hw.accelerator,
         devices=hw.devices,
@@ -89,6 +102,7 @@ def build_trainer(
         limit_val_batches=tcfg.limit_val_batches,
         num_sanity_val_steps=int(tcfg.num_sanity_val_steps),
         fast_dev_run=tcfg.fast_dev_run,  # bool or a number of batches
+        enable_checkpointing=not fast,
         enable_progress_bar=bool(tcfg.enable_progress_bar),
         deterministic=bool(tcfg.deterministic),
         logger=logger,

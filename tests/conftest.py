@@ -9,6 +9,8 @@ import torch
 # One artifact store per test session (teachers and initialised generators made by the fast
 # prerequisite runs are shared by all tests, and by the FSDP2 worker processes).
 os.environ.setdefault("FORCING_ARTIFACTS", tempfile.mkdtemp(prefix="forcing-test-artifacts-"))
+# The same for the prerequisites of `trainer.fast_dev_run` runs (debug=fast): their own store.
+os.environ.setdefault("FORCING_FAST_DEV_RUN_ARTIFACTS", tempfile.mkdtemp(prefix="forcing-test-fast-artifacts-"))
 # One thread per process: the suite's models are tiny (threading overhead dominates) and the
 # FSDP2 tests run two processes on a 2-core machine; oversubscription made runs many times slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -1,8 +1,8 @@
 """Every experiment runs under FSDP2 (2 gloo processes, sharded per block).
 
-Flow-matching experiments must give the same losses as a single process with twice the
-per-rank batch: the ranks' batches together are exactly the single process's batch (clips and
-per-clip noise), gradients are averaged over ranks, so the mean of the ranks' losses must match
+Flow-matching experiments must give the same losses as a single process with the same
+`world.batch_size` (the global batch): the ranks' micro-batches together are exactly the single
+process's batch (clips and per-clip noise), gradients are averaged over ranks, so the mean of the ranks' losses must match
 at the first step and after an optimiser update. Distillation experiments (two optimisers, one
 batch-level generator for the objective's timesteps) must run a step with finite losses."""
 
@@ -28,7 +28,7 @@ def free_port() -> int:
 
 STEPS = 2
 # a large first update so that the second step's loss depends on the (sharded) gradients
-STEP_OVERRIDES = (f"trainer.fast_dev_run={STEPS}", "optim.warmup_steps=1", "optim.lr=0.01")
+STEP_OVERRIDES = (f"trainer.fast_dev_run={STEPS}", "optim.warmup_steps=1", "optim.lr=0.01", "world.batch_size=4")
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +47,7 @@ def fsdp2_losses(tmp_path_factory) -> dict[str, list[float]]:
 
 @pytest.mark.parametrize("experiment", DENOISING)
 def test_fsdp2_step_matches_single_process(experiment: str, fsdp2_losses, tmp_path) -> None:
-    cfg = compose_run(
-        f"experiment={experiment}", *STEP_OVERRIDES, *fast_overrides(tmp_path), "world.batch_size=4"
-    )
+    cfg = compose_run(f"experiment={experiment}", *fast_overrides(tmp_path), *STEP_OVERRIDES)
     recorder = LossRecorder()
     launch(cfg, extra_callbacks=[recorder])
     assert len(recorder.losses) == STEPS == len(fsdp2_losses[experiment])

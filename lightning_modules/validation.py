@@ -1,0 +1,323 @@
+"""Compose-time validation of a run: ranges, shapes, names and paths, before anything is built or written.
+
+Three declarative tables say what a valid config is: `RANGES` (the range of every numeric value,
+checked element-wise for lists), `CHOICES` (the names a key may take, listed in the error) and
+`PATHS` (weights and data folders that must exist when given). Keys a paradigm does not have are
+skipped. `validate_run(cfg)` raises the first violation as a one-line `ConfigError`;
+`check_group_options(args)` refuses an unknown config-group option (`hardware=quantum`) on the
+command line before Hydra composes (Hydra's own report is a multi-line exit 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from forcing.errors import ConfigError
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed or open numeric interval; `integer` values only; `nullable`: null is allowed too."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    integer: bool = False
+    nullable: bool = False
+
+    def describe(self) -> str:
+        """The range in words: "an integer >= 1", "a number in [0, 1)"."""
+        kind = "an integer" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            return f"{kind} in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+        if self.low is not None:
+            return f"{kind} {'>' if self.open_low else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{kind} {'<' if self.open_high else '<='} {self.high:g}"
+        return kind
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` lies in the range (bools and strings are not numbers)."""
+        if value is None:
+            return self.nullable
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.integer and not float(value).is_integer():
+            return False
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.open_high else value > self.high))
+
+
+POSITIVE_INT = Range(1, integer=True)
+COUNT = Range(0, integer=True)
+POSITIVE = Range(0, open_low=True)
+NON_NEGATIVE = Range(0)
+PROBABILITY = Range(0, 1)
+BETA = Range(0, 1, open_high=True)
+TIMESTEP = Range(0, 1000)
+
+#: the range of every numeric value of the config groups (absent keys: another paradigm's)
+RANGES: dict[str, Range] = {
+    "seed": COUNT,
+    # trainer
+    "trainer.max_steps": POSITIVE_INT,
+    "trainer.accumulate_grad_batches": POSITIVE_INT,
+    "trainer.log_every_n_steps": POSITIVE_INT,
+    "trainer.val_check_interval": POSITIVE_INT,
+    "trainer.limit_val_batches": NON_NEGATIVE,
+    "trainer.num_sanity_val_steps": Range(-1, integer=True),
+    # world
+    "world.num_frames": POSITIVE_INT,
+    "world.height": POSITIVE_INT,
+    "world.width": POSITIVE_INT,
+    "world.max_shapes": COUNT,
+    "world.batch_size": POSITIVE_INT,
+    "world.val_batch_size": POSITIVE_INT,
+    "world.train_size": POSITIVE_INT,
+    "world.val_size": COUNT,
+    "world.num_workers": COUNT,
+    "world.text_encoder.dim": POSITIVE_INT,
+    "world.text_encoder.max_length": POSITIVE_INT,
+    "world.codec.spatial_stride": Range(1, integer=True, nullable=True),
+    # hardware
+    "hardware.devices": POSITIVE_INT,
+    "hardware.num_nodes": POSITIVE_INT,
+    # optimiser
+    "optim.lr": POSITIVE,
+    "optim.critic_lr": POSITIVE,
+    "optim.eps": POSITIVE,
+    "optim.weight_decay": NON_NEGATIVE,
+    "optim.critic_weight_decay": NON_NEGATIVE,
+    "optim.grad_clip": Range(0, nullable=True),
+    "optim.warmup_steps": COUNT,
+    "optim.betas": BETA,
+    "optim.critic_betas": BETA,
+    # teacher and objective
+    "teacher.guidance_scale": NON_NEGATIVE,
+    "objective.real_guidance_scale": NON_NEGATIVE,
+    "objective.shift": POSITIVE,
+    "objective.min_t": TIMESTEP,
+    "objective.max_t": TIMESTEP,
+    "objective.alpha": NON_NEGATIVE,
+    "objective.r_sigma": POSITIVE,
+    "objective.r_lambda": NON_NEGATIVE,
+    "objective.num_registers": COUNT,
+    "objective.tap_blocks": Range(0, integer=True, nullable=True),
+    # paradigm
+    "paradigm.frames_per_block": POSITIVE_INT,
+    "paradigm.local_window": Range(1, integer=True, nullable=True),
+    "paradigm.shift": POSITIVE,
+    "paradigm.sample_shift": POSITIVE,
+    "paradigm.warp": POSITIVE,
+    "paradigm.prompt_dropout": PROBABILITY,
+    "paradigm.ema_decay": Range(0, 1, nullable=True),
+    "paradigm.ema_start": COUNT,
+    "paradigm.sample_steps": POSITIVE_INT,
+    "paradigm.guidance_scale": NON_NEGATIVE,
+    "paradigm.pair_guidance_scale": NON_NEGATIVE,
+    "paradigm.teacher_guidance_scale": NON_NEGATIVE,
+    "paradigm.num_pairs": POSITIVE_INT,
+    "paradigm.num_steps": POSITIVE_INT,
+    "paradigm.huber_c": Range(0, open_low=True, nullable=True),
+    "paradigm.denoising_steps": Range(0, 1000, open_low=True),
+    "paradigm.context_t": TIMESTEP,
+    "paradigm.ratio": POSITIVE_INT,
+    "paradigm.rollout_frames": POSITIVE_INT,
+    "paradigm.rollout_frames_start": Range(1, integer=True, nullable=True),
+    "paradigm.rollout_schedule_steps": COUNT,
+    "paradigm.grpo.group_size": POSITIVE_INT,
+    "paradigm.grpo.clip_eps": POSITIVE,
+    "paradigm.grpo.updates_per_batch": POSITIVE_INT,
+    "paradigm.grpo.kl_weight": NON_NEGATIVE,
+    "paradigm.grpo.rollout_frames": Range(1, integer=True, nullable=True),
+    # callbacks
+    "callbacks.checkpoint_every_n_steps": COUNT,
+    "callbacks.samples_every_n_steps": COUNT,
+    "callbacks.num_samples": POSITIVE_INT,
+    "callbacks.sample_fps": POSITIVE_INT,
+    "callbacks.eval_every_n_steps": COUNT,
+    "callbacks.eval_horizons": POSITIVE,
+    "callbacks.eval_num_videos": POSITIVE_INT,
+    "callbacks.eval_window": Range(1, integer=True, nullable=True),
+    "callbacks.eval_sink": COUNT,
+}
+
+
+def _presets() -> list[str]:
+    from forcing.models.presets import PRESETS
+
+    return sorted(PRESETS)
+
+
+def _objectives() -> list[str]:
+    from forcing.objectives import OBJECTIVES
+
+    return ["fm", *sorted(OBJECTIVES)]
+
+
+#: spatial stride of each codec kind (`world.codec.spatial_stride` overrides it), known without weights
+CODEC_STRIDES: dict[str, int] = {"identity": 1, "shapes": 8, "wan_vae": 8}
+DTYPES = ("float32", "bfloat16", "float16")
+
+#: the names a key may take (a tuple, or a function listing them)
+CHOICES: dict[str, Sequence[str] | Callable[[], Sequence[str]]] = {
+    "model.preset": _presets,
+    "objective.name": _objectives,
+    "hardware.accelerator": ("cpu", "gpu", "cuda", "mps", "auto"),
+    "hardware.strategy": ("auto", "fsdp2"),
+    "hardware.precision": ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true"),
+    "hardware.param_dtype": DTYPES,
+    "hardware.reduce_dtype": DTYPES,
+    "world.codec.kind": tuple(CODEC_STRIDES),
+    "world.text_encoder.kind": ("toy", "umt5"),
+    "logger.kind": ("tensorboard",),
+    "paradigm.loss_weighting": ("none", "wan"),
+}
+
+#: folders and files that must exist when set, with the key of the experiment that makes them
+PATHS: dict[str, str | None] = {
+    "teacher.path": "teacher.experiment",
+    "paradigm.generator_init.path": "paradigm.generator_init.experiment",
+    "paradigm.init_from": None,
+    "paradigm.pairs_path": None,
+    "paradigm.context_pairs_path": None,
+    "model.pretrained": None,
+    "world.codec.path": None,
+    "world.text_encoder.path": None,
+}
+
+
+def select(cfg: DictConfig, key: str) -> Any:
+    """The resolved value of `key`, or `_ABSENT` when this config has no such key."""
+    try:
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{key}: {err}".splitlines()[0]) from err
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Every numeric value of `RANGES` (each element of a list) lies in its range."""
+    for key, bound in RANGES.items():
+        value = select(cfg, key)
+        if value is _ABSENT:
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not all(bound.contains(v) for v in values):
+            null = " or null" if bound.nullable else ""
+            raise ConfigError(f"{key}={value} must be {bound.describe()}{null}")
+    fast = select(cfg, "trainer.fast_dev_run")
+    if fast is not _ABSENT and not (isinstance(fast, bool) or COUNT.contains(fast)):
+        raise ConfigError(f"trainer.fast_dev_run={fast} must be true, false or a number of batches >= 0")
+    low, high = select(cfg, "objective.min_t"), select(cfg, "objective.max_t")
+    if _ABSENT not in (low, high) and low >= high:
+        raise ConfigError(f"objective.min_t={low} must be below objective.max_t={high}")
+
+
+def check_choices(cfg: DictConfig) -> None:
+    """Every named option of `CHOICES` is one of its valid names (listed in the error)."""
+    for key, choices in CHOICES.items():
+        value = select(cfg, key)
+        valid = list(choices() if callable(choices) else choices)
+        if value is not _ABSENT and value not in valid:
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(valid)}")
+
+
+def spatial_multiple(cfg: DictConfig) -> tuple[int, str]:
+    """What world.height and world.width must be multiples of: patch x codec stride (and why)."""
+    from forcing.models.presets import get_preset
+
+    overrides = select(cfg, "model.overrides") or {}
+    try:
+        arch = get_preset(str(cfg.model.preset), **overrides)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model.overrides={overrides} do not make a valid {cfg.model.preset!r} backbone: {err}") from err
+    codec = cfg.world.codec
+    stride = int(codec.get("spatial_stride") or CODEC_STRIDES[str(codec.kind)])
+    patch_h, patch_w = arch.patch_size[1:]
+    if patch_h != patch_w:
+        raise ConfigError(f"model patch_size={list(arch.patch_size)}: height and width patches must be equal")
+    why = f"patch {patch_h} of model.preset={cfg.model.preset} x spatial stride {stride} of world.codec.kind={codec.kind}"
+    return patch_h * stride, why
+
+
+def check_shapes(cfg: DictConfig) -> None:
+    """Height and width divide by the patch times the codec's stride; the global batch divides over
+    the ranks and accumulated micro-batches; the evaluation window holds a
+    block (frames dividing into blocks is the paradigm's check, `ForcingModule.validate_config`)."""
+    fpb = int(cfg.paradigm.frames_per_block)
+    multiple, why = spatial_multiple(cfg)
+    for key in ("height", "width"):
+        size = int(cfg.world[key])
+        if size % multiple:
+            raise ConfigError(f"world.{key}={size} is not a multiple of {multiple} ({why})")
+    ranks, accumulate = int(cfg.hardware.devices) * int(cfg.hardware.num_nodes), int(cfg.trainer.accumulate_grad_batches)
+    batch = int(cfg.world.batch_size)
+    if batch % (ranks * accumulate):
+        raise ConfigError(
+            f"world.batch_size={batch} (the global batch of an iteration) is not a multiple of {ranks * accumulate} "
+            f"= {ranks} ranks (hardware) x {accumulate} micro-batches (trainer.accumulate_grad_batches)"
+        )
+    cbs = cfg.callbacks
+    if int(cbs.eval_every_n_steps) > 0 and cbs.eval_window is not None and int(cbs.eval_window) < fpb:
+        raise ConfigError(f"callbacks.eval_window={cbs.eval_window} is smaller than one block ({fpb} frames)")
+
+
+def check_paths(cfg: DictConfig) -> None:
+    """Weights and data given by path exist (a missing one never falls back to training another)."""
+    for key, maker in PATHS.items():
+        value = select(cfg, key)
+        if value in (_ABSENT, None, "") or Path(str(value)).exists():
+            continue
+        hint = ""
+        if "???" in str(value):
+            hint = " (set the environment variable WAN_ROOT to the folder of the Wan checkpoints)"
+        elif maker and select(cfg, maker) not in (_ABSENT, None):
+            hint = f" (made by `python run.py experiment={select(cfg, maker)}`, exported to its weights folder)"
+        raise ConfigError(f"{key}={value} does not exist{hint}")
+
+
+def validate_run(cfg: DictConfig) -> None:
+    """Raise `ConfigError` (one line) for the first bad value of `cfg`: names, ranges, shapes, paths."""
+    check_choices(cfg)
+    check_ranges(cfg)
+    check_shapes(cfg)
+    check_paths(cfg)
+
+
+def check_group_options(args: Sequence[str], conf: Path = CONF) -> None:
+    """Refuse `group=option` command-line overrides naming no file of `conf/<group>/` (sweeps:
+    every option), listing the group's options. Other arguments are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    parser = OverridesParser.create()
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        try:
+            override = parser.parse_override(arg)
+        except Exception:  # noqa: BLE001 - not an override (a flag's value): Hydra reports it
+            continue
+        group = override.key_or_group
+        if override.is_delete() or not (conf / group).is_dir():
+            continue
+        value = override.value()
+        options = value.list if isinstance(value, ChoiceSweep) else [value]
+        valid = sorted(p.stem for p in (conf / group).glob("*.yaml"))
+        for option in options:
+            if isinstance(option, str) and option not in valid:
+                raise ConfigError(f"{group}={option} is not an option of {group}: {', '.join(valid)}")
