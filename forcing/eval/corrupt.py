@@ -1,7 +1,8 @@
 """Deterministic corruptions of videos `[B, 3, F, H, W]` in [-1, 1], for testing the metrics.
 
 Each returns a new tensor in [-1, 1] and models one failure mode of long rollouts: over-exposure
-(`brighten`), darkening (`darken`, `drift`), stalling (`freeze`), blur (`blur`) and noise (`noise`).
+(`brighten`), darkening (`darken`, `drift`), a colour cast (`colour_shift`), stalling (`freeze`), blur
+(`blur`) and noise (`noise`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def drift(videos: Tensor, final_factor: float = 0.3) -> Tensor:
     frames = videos.shape[2]
     factor = torch.linspace(1.0, final_factor, frames, dtype=videos.dtype, device=videos.device)
     return ((videos + 1.0) * factor.view(1, 1, frames, 1, 1) - 1.0).clamp(-1.0, 1.0)
+
+
+def colour_shift(videos: Tensor, amount: float = 0.3) -> Tensor:
+    """Colour cast: each channel mixed with the next (R <- G <- B <- R) by `amount` in [0, 1]; greys keep."""
+    return (1.0 - amount) * videos + amount * videos.roll(-1, dims=1)
 
 
 def freeze(videos: Tensor, start: int = 0) -> Tensor:

@@ -7,7 +7,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from forcing.world.palette import BACKGROUNDS, COLOURS, DIRECTIONS, KINDS, SIZE_RANGE, SPEEDS
+from forcing.world.palette import BACKGROUNDS, COLOURS, DIRECTIONS, KINDS, SIZE_RANGE, SPEEDS, speed_name
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,17 @@ class ClipSpec:
             speed = rng.uniform(*SPEEDS[rng.choice(list(speeds))])
             shapes.append(ShapeSpec(kind, colour, size, position, (speed * dx, speed * dy)))
         return cls(background, tuple(shapes))
+
+    def another_clip(self, seed: int) -> ClipSpec:
+        """Another clip of the same prompt, drawn from `seed`: background, colours, kinds, drawing order,
+        directions and speed classes kept; what the prompt leaves free (size, position, the speed within
+        its class) redrawn as `sample` draws it. What a perfect prompt-conditioned generator could show:
+        the metrics' ceiling for a generator (`experiments/calibration`)."""
+        rng = random.Random(int(seed))
+        shapes = []
+        for s in self.shapes:
+            speed = rng.uniform(*SPEEDS[speed_name(s.speed)])
+            ux, uy = s.velocity[0] / s.speed, s.velocity[1] / s.speed
+            position = (rng.random(), rng.random())
+            shapes.append(ShapeSpec(s.kind, s.colour, rng.uniform(*SIZE_RANGE), position, (speed * ux, speed * uy)))
+        return ClipSpec(self.background, tuple(shapes))

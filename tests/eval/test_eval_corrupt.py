@@ -6,7 +6,7 @@ from forcing.eval import corrupt
 
 
 def test_corruptions_keep_shape_and_range_and_are_deterministic(videos):
-    for fn in (corrupt.brighten, corrupt.darken, corrupt.drift, corrupt.freeze, corrupt.blur, corrupt.noise):
+    for fn in (corrupt.brighten, corrupt.darken, corrupt.drift, corrupt.colour_shift, corrupt.freeze, corrupt.blur, corrupt.noise):
         out = fn(videos)
         assert out.shape == videos.shape
         assert out.min() >= -1.0 and out.max() <= 1.0
@@ -34,3 +34,11 @@ def test_each_corruption_does_what_it_says(videos):
     assert torch.allclose(corrupt.blur(flat), flat) and torch.allclose(corrupt.blur(flat, 5, sigma=1.0), flat)
     step = torch.cat([-torch.ones(1, 3, 1, 8, 4), torch.ones(1, 3, 1, 8, 4)], -1)
     assert torch.allclose(corrupt.blur(step)[0, 0, 0, 0, 3:5], torch.tensor([-1 / 3, 1 / 3]))
+
+
+def test_colour_shift_casts_colours_and_keeps_greys():
+    red = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1, 1).expand(1, 3, 2, 4, 4)
+    grey = torch.full((1, 3, 2, 4, 4), 0.2)
+    shifted = corrupt.colour_shift(red, 0.25)[0, :, 0, 0, 0]
+    assert torch.allclose(shifted, torch.tensor([0.5, -1.0, -0.5]))  # R mixed with G, B with R
+    assert torch.equal(corrupt.colour_shift(grey, 0.25), grey)

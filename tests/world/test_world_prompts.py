@@ -127,3 +127,17 @@ def test_state_at_contents():
     speeds = state["velocities"].norm(dim=-1)
     assert torch.allclose(speeds, torch.tensor([s.speed * 32 for s in spec.shapes]).expand(3, 3))
     assert math.isfinite(state["centres"].sum().item())
+
+
+def test_another_clip_keeps_the_prompt_and_redraws_what_it_leaves_free():
+    for seed in range(50):
+        spec = ClipSpec.sample(seed)
+        other = spec.another_clip(seed + 1000)
+        assert prompt_for(other) == prompt_for(spec)
+        assert other == spec.another_clip(seed + 1000)  # deterministic in its seed
+        for a, b in zip(spec.shapes, other.shapes, strict=True):
+            assert (a.kind, a.colour) == (b.kind, b.colour)
+            assert a.size != b.size and a.position != b.position
+            # same direction (unit vector), speed redrawn within its class
+            assert abs(a.velocity[0] * b.velocity[1] - a.velocity[1] * b.velocity[0]) < 1e-12
+            assert a.velocity[0] * b.velocity[0] + a.velocity[1] * b.velocity[1] > 0
