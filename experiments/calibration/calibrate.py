@@ -89,7 +89,8 @@ def main() -> None:
         print(f"\n| @{h}x | " + " | ".join(KEYS) + "\n|---|" + "---:|" * len(KEYS))
         for name, r in results.items():
             print(f"| {name} | " + " | ".join(f"{r[f'{k}@{h}x']:.3g}" for k in KEYS) + " |")
-    print("\nstability terms @1x (e / tau; the score is 100 * 2^-sum) | " + " | ".join(TOLERANCES))
+    print("\n| stability terms @1x (e / tau; the score is 100 * 2^-sum) | " + " | ".join(TOLERANCES) + " |\n|---|"
+          + "---:|" * len(TOLERANCES))
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(f"{r[f'term/{k}@1x']:.2f}" for k in TOLERANCES) + " |")
     meta = {"videos": args.videos, "max_shapes": args.max_shapes, "horizons": HORIZONS, "train_frames": TRAIN_FRAMES}
