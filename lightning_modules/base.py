@@ -24,11 +24,13 @@ from forcing.parallel import shard_model
 from forcing.rollout import generate
 
 
-def build_backbone(model_cfg: DictConfig, **extra: Any) -> CausalWanModel:
-    """A backbone from a preset (random init) or from local weights (`model.pretrained`)."""
+def build_backbone(model_cfg: DictConfig, path: str | None = None, **extra: Any) -> CausalWanModel:
+    """A backbone from the weights folder `path`, else from local weights (`model.pretrained`), else
+    from a preset (random init)."""
     overrides = {**OmegaConf.to_container(model_cfg.overrides, resolve=True), **extra}
-    if model_cfg.get("pretrained"):
-        model = CausalWanModel.from_pretrained(model_cfg.pretrained, preset=model_cfg.preset, **overrides)
+    source = path or model_cfg.get("pretrained")
+    if source:
+        model = CausalWanModel.from_pretrained(str(source), preset=model_cfg.preset, **overrides)
     else:
         model = CausalWanModel.from_preset(model_cfg.preset, **overrides)
     return model

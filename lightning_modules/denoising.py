@@ -1,17 +1,24 @@
-"""Shared parts of the paradigms that learn from data by flow matching (teacher, TF, DF)."""
+"""Shared parts of the paradigms that learn from data by flow matching (teacher, TF, DF).
+
+As in the papers, where TF and DF (and Causal Forcing's AR teacher) are fine-tuned from the pretrained
+bidirectional Wan2.1, they start from `paradigm.generator_init`: the shapes world's base model by
+default (`experiment: shapes_teacher`), a weights folder by `path`, or random weights when both are null
+(from scratch; the base itself).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, open_dict
 from torch import Tensor
 
 from forcing.diffusion.flow import add_noise, sigma_from_t
 from forcing.diffusion.schedule import euler_timesteps, sample_block_t, sample_logit_normal_block_t
 from forcing.ema import ema_update
 from forcing.objectives import flow_matching_loss
-from lightning_modules.base import ForcingModule
+from lightning_modules.base import ForcingModule, build_backbone
 
 
 class DenoisingModule(ForcingModule):
@@ -19,6 +26,24 @@ class DenoisingModule(ForcingModule):
 
     #: forward kwargs that select the attention mode of the paradigm
     mode: str = "block_causal"
+
+    @classmethod
+    def prepare_prerequisites(cls, cfg: DictConfig) -> None:
+        """Resolve `paradigm.generator_init` (the base model to fine-tune from) to a weights folder:
+        its `path` (must exist) or the artifact of its `experiment` (trained first when missing)."""
+        from lightning_modules.artifacts import resolve_path
+
+        init = cfg.paradigm.get("generator_init")
+        if init is None or not (init.get("path") or init.get("experiment")):
+            return  # from scratch
+        path = resolve_path(cfg, init, "base model (paradigm.generator_init)")
+        with open_dict(cfg):
+            init.path = str(path)
+
+    def build_networks(self) -> None:
+        """The generator: the base model's weights (`paradigm.generator_init.path`) or the model group."""
+        init = self.p.get("generator_init")
+        self.generator = build_backbone(self.cfg.model, path=init.get("path") if init is not None else None)
 
     def block_timesteps(self, rngs: list[torch.Generator]) -> Tensor:
         """Independent shifted timestep per block, expanded to frames: [B, F]; drawn uniformly on

@@ -25,8 +25,8 @@ ITERATIONS = 10
 #: experiment -> its own overrides (on top of `common_overrides`); one row per paradigm
 RUNS: dict[str, tuple[str, ...]] = {
     "shapes_teacher": (),
-    "teacher_forcing": (),
-    "diffusion_forcing": (),
+    "teacher_forcing": ("paradigm.generator_init.experiment=null",),  # from scratch: no base to train first
+    "diffusion_forcing": ("paradigm.generator_init.experiment=null",),
     "ode_init": ("paradigm.num_pairs=6",),
     "self_forcing_dmd": ("paradigm.generator_init.experiment=null",),
     "self_forcing_gan": ("paradigm.generator_init.experiment=null",),
