@@ -88,6 +88,7 @@ def prerequisite_config(consumer: DictConfig, experiment: str) -> DictConfig:
             if "sample_steps" in consumer.paradigm:
                 cfg.paradigm.sample_steps = consumer.paradigm.sample_steps
         cfg.hardware = OmegaConf.merge(consumer.hardware, {"devices": 1, "num_nodes": 1, "strategy": "auto"})
+        cfg.trainer.enable_model_summary = False  # one console line says what is made, not a layer table
         cfg.ckpt_path = None
     return cfg
 
@@ -99,7 +100,8 @@ def identity(cfg: DictConfig) -> str:
         data.pop(key, None)
     if not data.get("artifact_paths"):  # nothing given by path: the identity of earlier stores
         data.pop("artifact_paths", None)
-    data.get("trainer", {}).pop("enable_progress_bar", None)
+    for key in ("enable_progress_bar", "enable_model_summary"):  # console only
+        data.get("trainer", {}).pop(key, None)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

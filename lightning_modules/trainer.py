@@ -104,6 +104,7 @@ def build_trainer(
         fast_dev_run=tcfg.fast_dev_run,  # bool or a number of batches
         enable_checkpointing=not fast,
         enable_progress_bar=bool(tcfg.enable_progress_bar),
+        enable_model_summary=bool(tcfg.get("enable_model_summary", True)),
         deterministic=bool(tcfg.deterministic),
         logger=logger,
         callbacks=callbacks,

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from forcing.eval.detect import Detections, detect
+from forcing.eval.detect import COLOUR_NAMES, Detections, detect
+from forcing.eval.envelope import bound_videos, outside, prompt_objects
 from forcing.eval.frame_stats import brightness, saturation, sharpness
 from forcing.eval.motion import motion_log_ratio, speeds
 from forcing.eval.reference import ground_truth
@@ -19,19 +20,22 @@ from forcing.world import ClipSpec
 
 @dataclass(frozen=True)
 class FrameMetrics:
-    """Per-frame metrics, each `[B, F]` float32 (generated minus / relative to ground truth).
+    """Per-frame metrics, each `[B, F]` float32, against the prompt's envelope (`forcing.eval.envelope`:
+    the ground truth and the same clip at the low / high end of the sizes and speeds its prompt allows;
+    a value inside the references' range has error 0, signed values are distances outside it).
 
     Attributes:
-        brightness_drift: mean luma difference in [-1, 1] (> 0 over-exposed, < 0 darkened).
-        saturation_drift: mean chroma (max - min of RGB) difference in [-1, 1].
-        count_error: |object count difference|.
-        size_error: |log2 total object area ratio|.
-        colour_fidelity: Jaccard index of the colours present, in [0, 1].
-        shape_fidelity: fraction of ground-truth objects with the right colour and kind, in [0, 1].
-        sharpness: log2 gradient-energy ratio (< 0 blurred, > 0 noisy).
+        brightness_drift: mean luma outside the references' range, in [-1, 1] (> 0 over-exposed).
+        saturation_drift: mean chroma (max - min of RGB) outside the references' range.
+        count_error: objects outside [fewest a reference shows, the prompt's count].
+        size_error: |log2 total object area| outside the references' range.
+        colour_fidelity: Jaccard index of the colours present (vs ground truth or prompt, the higher).
+        shape_fidelity: fraction of objects with the right colour and kind (vs ground truth or prompt).
+        sharpness: log2 gradient energy outside the references' range (< 0 blurred, > 0 noisy).
         speed: generated object speed, pixels per frame (NaN at frame 0 / nothing persisting).
         speed_reference: the same on the ground truth.
-        motion: log2 speed ratio over a centred window (< 0 stalling, > 0 jitter or too fast).
+        motion: log2 speed ratio over a centred window, outside the references' range (< 0 stalling,
+            > 0 jitter or too fast).
         stability: `forcing.eval.stability` score per frame, in (0, 100].
         detections, reference_detections: the objects found in the videos and in the ground truth.
     """
@@ -80,17 +84,28 @@ def frame_metrics(
         raise ValueError(f"reference shape {tuple(reference.shape)} != videos shape {tuple(videos.shape)}")
     reference = reference.detach().float().cpu()
     backgrounds = [spec.background for spec in specs]
+    # the prompt's envelope: the ground truth and its low / high size-and-speed bounds
+    bounds = bound_videos(specs, num_frames, height, width, start_frame)
     gen, ref = detect(videos, backgrounds), detect(reference, backgrounds)
+    envelope = [ref, *(detect(b, backgrounds) for b in bounds)]
+    stated_count, stated, stated_kind = prompt_objects(specs, COLOUR_NAMES)
     speed, speed_ref = speeds(gen), speeds(ref)
+    refs = [reference, *bounds]
+
+    def motion_outside() -> Tensor:
+        ratios = torch.stack([motion_log_ratio(speed, speeds(r), window=motion_window) for r in envelope])
+        low, high = ratios.min(0).values, ratios.max(0).values  # log2(gen / reference) per reference
+        return torch.where(low > 0, low, torch.where(high < 0, high, torch.zeros_like(low)))
+
     values = {
-        "brightness_drift": brightness(videos) - brightness(reference),
-        "saturation_drift": saturation(videos) - saturation(reference),
-        "count_error": count_error(gen, ref),
-        "size_error": size_error(gen, ref),
-        "colour_fidelity": colour_fidelity(gen, ref),
-        "shape_fidelity": shape_fidelity(gen, ref),
-        "sharpness": torch.log2((sharpness(videos) + 1e-4) / (sharpness(reference) + 1e-4)),
-        "motion": motion_log_ratio(speed, speed_ref, window=motion_window),
+        "brightness_drift": outside(brightness(videos), [brightness(r) for r in refs]),
+        "saturation_drift": outside(saturation(videos), [saturation(r) for r in refs]),
+        "count_error": count_error(gen, envelope, stated_count),
+        "size_error": size_error(gen, envelope),
+        "colour_fidelity": colour_fidelity(gen, ref, stated),
+        "shape_fidelity": shape_fidelity(gen, ref, stated, stated_kind),
+        "sharpness": outside(torch.log2(sharpness(videos) + 1e-4), [torch.log2(sharpness(r) + 1e-4) for r in refs]),
+        "motion": motion_outside(),
     }
     stability = stability_curve(
         {

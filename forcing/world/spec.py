@@ -103,3 +103,16 @@ class ClipSpec:
             position = (rng.random(), rng.random())
             shapes.append(ShapeSpec(s.kind, s.colour, rng.uniform(*SIZE_RANGE), position, (speed * ux, speed * uy)))
         return ClipSpec(self.background, tuple(shapes))
+
+    def at_bounds(self, high: bool) -> ClipSpec:
+        """This clip with every size and speed at the low (or high) end of what its prompt allows
+        (`SIZE_RANGE`, the speed class of `SPEEDS`); kinds, colours, positions and directions kept.
+        The two bound clips and the clip itself span what a prompt-conditioned video may show
+        (`forcing.eval.envelope`)."""
+        end = 1 if high else 0
+        shapes = []
+        for s in self.shapes:
+            speed = SPEEDS[speed_name(s.speed)][end]
+            ux, uy = s.velocity[0] / s.speed, s.velocity[1] / s.speed
+            shapes.append(ShapeSpec(s.kind, s.colour, SIZE_RANGE[end], s.position, (speed * ux, speed * uy)))
+        return ClipSpec(self.background, tuple(shapes))

@@ -41,7 +41,7 @@ def test_twice_as_fast_reads_about_two(specs, videos):
     m = frame_metrics(ground_truth(fast, videos.shape[2], 32, 32), specs)
     ratio = motion_ratio(m.speed, m.speed_reference, range(0, videos.shape[2]))
     assert ((ratio > 1.5) & (ratio < 2.2)).all(), ratio
-    assert m.motion.mean() > 0.6
+    assert m.motion.mean() > 0.4  # log2 of the speed over the top of its class's range (2x: up to 1)
 
 
 def test_single_frame_has_undefined_speed(specs, videos):

@@ -1,9 +1,10 @@
-"""Object count, size, colour and kind fidelity against the ground truth."""
+"""Object count, size, colour and kind fidelity against the prompt's envelope (the ground truth, its size /
+speed bounds and the prompt)."""
 
 import dataclasses
 
 from forcing.eval import corrupt, frame_metrics, ground_truth
-from forcing.world import KINDS
+from forcing.world import KINDS, SIZE_RANGE
 
 
 def _with(specs, change):
@@ -26,8 +27,9 @@ def test_missing_object_counts_and_loses_its_colour(specs, videos):
     multi = [i for i, s in enumerate(specs) if len(s.shapes) > 1]
     assert multi, "the fixture needs a clip with several shapes"
     # where shapes overlap the ground truth shows one merged object too, so not every frame counts
-    assert m.count_error[multi].max() == 1 and m.count_error[multi].mean() > 0.25
-    assert m.colour_fidelity[multi].mean() < 0.8 and m.size_error[multi].mean() > 0.2
+    assert m.count_error[multi].max() == 1 and m.count_error[multi].mean() > 0.15
+    # (the area left can lie within the sizes the prompt allows: count and colours catch the loss)
+    assert m.colour_fidelity[multi].mean() < 0.8
 
 
 def test_wrong_kinds_lower_shape_fidelity_most(specs, videos):
@@ -37,10 +39,13 @@ def test_wrong_kinds_lower_shape_fidelity_most(specs, videos):
     assert m.colour_fidelity.mean() > m.shape_fidelity.mean() + 0.5  # colours stay (overlaps differ)
 
 
-def test_grown_shapes_raise_size_error(specs, videos):
-    bigger = _with(specs, lambda x: {"size": x.size * 1.3})
+def test_grown_shapes_raise_size_error_only_past_the_prompts_range(specs, videos):
+    within = _with(specs, lambda x: {"size": SIZE_RANGE[1]})  # the largest size the prompt allows
+    # only occlusions that differ from the references' can count (the bounds move at other speeds)
+    assert frame_metrics(ground_truth(within, videos.shape[2], 32, 32), specs).size_error.mean() < 0.05
+    bigger = _with(specs, lambda x: {"size": 1.5 * SIZE_RANGE[1]})
     m = frame_metrics(ground_truth(bigger, videos.shape[2], 32, 32), specs)
-    assert m.size_error.mean() > 0.4  # log2(1.3^2) = 0.76 where nothing overlaps
+    assert m.size_error.mean() > 0.6  # log2(1.5^2) = 1.17 where nothing overlaps
 
 
 def test_frozen_video_keeps_structure_at_the_first_frames(specs, videos):
