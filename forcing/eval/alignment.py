@@ -10,9 +10,10 @@ frames, each 1 (shown) or 0 (not), skipped when the ground truth itself cannot s
   between and a clean ground-truth measurement (its detected displacement within 0.25 px of the
   exact one): the video's displacement of that colour must lie within 22.5 degrees (half a compass
   sector) of the exact displacement, and its speed class (`speed_name`; "still" below half the
-  slowest stated speed) must match. In the first
-  window, before the shape's first bounce, the exact direction is the stated one; later windows
-  check the stated motion as the world's reflections carry it.
+  slowest stated speed) must match. On the pair that starts the clip (frame 0) the exact direction
+  is the stated one and only it counts; on any later pair a wall reflection of it counts too (flipped
+  in x, in y or both), because a video of the prompt has bounced off its own walls at its own times
+  (its sizes and positions are its own draw, not the ground truth's).
 A video's alignment is the mean of its checks (NaN if none applies).
 """
 
@@ -29,6 +30,8 @@ from forcing.world import KINDS, SPEEDS, ClipSpec, parse_prompt, prompt_for, spe
 
 _COS_SECTOR = math.cos(math.pi / 8.0)
 _CLEAN_PX = 0.25
+#: the stated direction and its wall reflections (x flipped, y flipped, both), as (x, y) factors
+_REFLECTIONS = [torch.tensor(f, dtype=torch.float64) for f in ((1, 1), (-1, 1), (1, -1), (-1, -1))]
 
 
 def _speed_class(speed: float) -> str:
@@ -46,8 +49,10 @@ def _motion_checks(
     frames: range,
     step: int,
     scale: float,
+    clip_start: int,
 ) -> list[float]:
-    """Direction and speed checks of colour `c` of video `b`; `centres`/`velocities` `[W, 2]` exact, per window frame."""
+    """Direction and speed checks of colour `c` of video `b`; `centres`/`velocities` `[W, 2]` exact, per
+    window frame; `clip_start`: clip frame of video frame 0."""
     for i in range(len(frames) - step):
         t, u = frames[i], frames[i + step]
         if not bool((velocities[i : i + step + 1] == velocities[i]).all()):
@@ -62,7 +67,10 @@ def _motion_checks(
             return [0.0, 0.0]
         shown = (gen.centroid[b, u, c] - gen.centroid[b, t, c]).double()
         norm = float(shown.norm())
-        direction = norm > 0 and float(shown @ exact) / (norm * float(exact.norm())) >= _COS_SECTOR
+        allowed = _REFLECTIONS[:1] if clip_start + t == 0 else _REFLECTIONS
+        direction = norm > 0 and any(
+            float(shown @ (exact * flip)) / (norm * float(exact.norm())) >= _COS_SECTOR for flip in allowed
+        )
         speed = _speed_class(norm / step / scale) == _speed_class(float(exact.norm()) / step / scale)
         return [float(direction), float(speed)]
     return []
@@ -119,6 +127,7 @@ def prompt_alignment(
                     frames,
                     step,
                     scale,
+                    start_frame,
                 )
         if checks:
             out[b] = sum(checks) / len(checks)

@@ -1,9 +1,11 @@
 """Object detection in shapes-world videos: segment by the known background, label by palette colour.
 
 Per frame, every pixel is assigned to the nearest of {background} + the shape palette (RGB distance);
-pixels not nearest to the background form the foreground, split into 8-connected components
-(OpenCV). Components smaller than `min_area` pixels are ignored. Each component gets
-- its colour: the palette colour nearest to its channel-wise median RGB;
+the pixels of each palette colour are split into 8-connected components (OpenCV), so touching or
+overlapping shapes of different colours stay separate objects. Components smaller than `min_area`
+pixels, or without a core (no pixel whose 3x3 neighbourhood is all that colour: the one-pixel band of
+blended colour where two shapes' anti-aliased edges meet), are ignored. Each component gets
+- its colour: the palette colour its pixels are nearest to;
 - soft coverage weights: the pixel's blend fraction between background and that colour (the
   renderer's anti-aliasing alpha), over the component dilated by one pixel (edge pixels included,
   other components excluded); its soft area (sum) and soft centroid (weighted mean) are sub-pixel
@@ -90,7 +92,7 @@ def _detect_video(video: np.ndarray, background: np.ndarray, min_area: float) ->
     colours = len(COLOUR_NAMES)
     palette = np.concatenate([background[None], _PALETTE])  # [1 + C, 3]
     distance = ((video[None] - palette[:, :, None, None, None]) ** 2).sum(1)  # [1 + C, F, H, W]
-    foreground = (distance.argmin(0) > 0).astype(np.uint8)
+    nearest = distance.argmin(0)  # [F, H, W]: 0 background, 1 + c palette colour c
     axis = _PALETTE - background[None]
     axis = axis / (axis**2).sum(1, keepdims=True)
     alpha = np.einsum("cr,rfhw->cfhw", axis, video - background[:, None, None, None]).clip(0.0, 1.0)
@@ -107,14 +109,21 @@ def _detect_video(video: np.ndarray, background: np.ndarray, min_area: float) ->
     size = crop_size(height, width)
     crops, crop_centroids, crop_areas, slots = [], [], [], []
     for f in range(frames):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(foreground[f], connectivity=8)
-        for i in range(1, n):
-            if stats[i, cv2.CC_STAT_AREA] < min_area:
+        objects = []  # (colour, mask) of every component that counts
+        for c in range(colours):
+            pixels = (nearest[f] == c + 1).astype(np.uint8)
+            if not pixels.any():
                 continue
-            mask = labels == i
-            median = np.median(video[:, f][:, mask], axis=1)
-            c = int(((_PALETTE - median[None]) ** 2).sum(1).argmin())
-            near = (cv2.dilate(mask.astype(np.uint8), _DILATE) > 0) & ((labels == 0) | mask)
+            core = cv2.erode(pixels, _DILATE) > 0
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(pixels, connectivity=8)
+            objects += [(c, labels == i) for i in range(1, n)
+                        if stats[i, cv2.CC_STAT_AREA] >= min_area and (core & (labels == i)).any()]  # fmt: skip
+        taken = np.zeros((height, width), bool)
+        for _, mask in objects:
+            taken |= mask
+        for c, mask in objects:
+            # the component and its one-pixel rim (anti-aliased edge pixels of any colour but another object's)
+            near = (cv2.dilate(mask.astype(np.uint8), _DILATE) > 0) & (mask | ~taken)
             weights = alpha[c, f] * near
             area = float(weights.sum())
             if area <= 0.0:

@@ -19,7 +19,7 @@ inside), see `forcing.eval.analysis`:
 with the tolerances tau_i of `TOLERANCES` (the error that alone halves the score). A video's score
 over a window of frames is the mean of stability(f) over those frames. The ground truth scores
 exactly 100; every term is in (0, 1], so the score is in (0, 100]. Another clip of the same prompt (a
-perfect generator) scores ~70 (it was ~23 against the one ground-truth clip: `experiments/calibration`).
+perfect generator) scores ~89 (it was ~23 against the one ground-truth clip: `experiments/calibration`).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def test_every_kind_and_size_is_classified(background):
         assert KINDS[int(found.kind[0, 0, c])] == kind, (kind, colour, size)
         area = float(found.colour_area[0, 0, c])
         assert area == pytest.approx(float(found.area[0, 0]))
-        assert area > 4 * min_object_area(32, 32)
+        assert area > 3.9 * min_object_area(32, 32)  # the smallest triangle is 4x the speck threshold (2 r_min^2)
 
 
 def test_specks_below_min_area_are_ignored_and_absent_colours_are_nan():

@@ -34,7 +34,7 @@ def test_every_corruption_lowers_stability(specs, videos):
         }.items()
     }
     assert all(score < 60 for name, score in scores.items() if name != "slight noise"), scores
-    assert scores["noise"] < scores["slight noise"] < 95
+    assert scores["noise"] < scores["slight noise"] < 98
 
 
 def test_progressive_drift_lowers_stability_over_time(specs, videos):
