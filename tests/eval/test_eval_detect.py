@@ -63,3 +63,16 @@ def test_specks_below_min_area_are_ignored_and_absent_colours_are_nan():
     blue = COLOUR_NAMES.index("blue")
     assert not found.present[0, :, blue].any()
     assert found.centroid[0, :, blue].isnan().all() and (found.kind[0, :, blue] == -1).all()
+
+
+def test_touching_shapes_of_different_colours_stay_two_objects():
+    """Per-colour components: two overlapping squares are two objects with their own colours and kinds
+    (the foreground's components made them one object of one colour), and the blended band where their
+    anti-aliased edges meet is no third object."""
+    spec = ClipSpec("black", (ShapeSpec("square", "red", 0.15, (0.3, 0.5), (0.0, 0.0)),
+                              ShapeSpec("square", "green", 0.15, (0.6, 0.5), (0.0, 0.0))))  # fmt: skip
+    found = detect(render(spec, 1, 32, 32)[None], ["black"])
+    red, green = COLOUR_NAMES.index("red"), COLOUR_NAMES.index("green")
+    assert int(found.count[0, 0]) == 2
+    assert bool(found.present[0, 0, red]) and bool(found.present[0, 0, green])
+    assert KINDS[int(found.kind[0, 0, green])] == "square"
