@@ -46,7 +46,7 @@ class IterationProgressBar(TQDMProgressBar):
         n = self.done(trainer)
         if bar is not None and not bar.disable and self._should_update(n, bar.total):
             bar.n = n
-            bar.set_postfix(self.get_metrics(trainer, module))
+            bar.set_postfix(self.get_metrics(trainer, module), refresh=False)
             bar.refresh()
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:

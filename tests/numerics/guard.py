@@ -19,6 +19,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from tests.suite.helpers import tiny_teacher
+
 REFERENCE = Path(__file__).with_name("reference_losses.json")
 ITERATIONS = 10
 
@@ -47,21 +49,6 @@ class TermRecorder(L.Callback):
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith("train/"):
                 self.terms.setdefault(key, []).append(float(value))
-
-
-def tiny_teacher(folder: Path) -> Path:
-    """A random tiny backbone (seed 0) saved as a weights folder: teacher, real score and critic. Every
-    weight is perturbed so that the zero-initialised output head does not make the teacher predict 0
-    (ODE pairs would be the noise itself and the ODE losses exactly 0)."""
-    from forcing.models import CausalWanModel
-    from forcing.models.weights import save_pretrained
-
-    torch.manual_seed(0)
-    model = CausalWanModel.from_preset("tiny", in_dim=3, out_dim=3, text_dim=64, patch_size=(1, 4, 4))
-    with torch.no_grad():
-        for weight in model.parameters():
-            weight.add_(0.02 * torch.randn_like(weight))
-    return save_pretrained(model, folder)
 
 
 def common_overrides(tmp: Path) -> list[str]:

@@ -9,8 +9,7 @@ import torch
 from forcing.models import CausalWanModel
 from lightning_modules.artifacts import prerequisite_config
 from lightning_modules.launch import launch, paradigm_class
-from tests.numerics.guard import tiny_teacher
-from tests.suite.helpers import compose_run, fast_overrides
+from tests.suite.helpers import compose_run, fast_overrides, tiny_teacher
 
 
 @pytest.mark.parametrize("experiment", ["teacher_forcing", "diffusion_forcing", "teacher_forcing_framewise"])

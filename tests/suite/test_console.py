@@ -9,8 +9,7 @@ import sys
 from omegaconf import OmegaConf
 
 from lightning_modules.artifacts import identity, prerequisite_config
-from tests.numerics.guard import tiny_teacher
-from tests.suite.helpers import ROOT, compose_run
+from tests.suite.helpers import ROOT, compose_run, tiny_teacher
 
 SMALL = ("model=tiny", "world.batch_size=2", "world.val_batch_size=2", "world.val_size=2", "world.num_frames=6",
          "callbacks.eval_every_n_steps=0", "callbacks.samples_every_n_steps=0", "paradigm.sample_steps=4")  # fmt: skip

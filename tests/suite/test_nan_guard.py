@@ -13,10 +13,8 @@ import pytest
 import torch
 
 from forcing.errors import DivergedError
-from forcing.models import CausalWanModel
-from forcing.models.weights import save_pretrained
 from lightning_modules.launch import launch
-from tests.suite.helpers import LossRecorder, compose_run
+from tests.suite.helpers import LossRecorder, compose_run, tiny_teacher
 
 
 class Poison(L.Callback):
@@ -35,13 +33,6 @@ class Poison(L.Callback):
         else:
             with torch.no_grad():
                 weight.fill_(float("nan"))
-
-
-def tiny_teacher(folder: Path) -> Path:
-    """Random tiny weights as a teacher folder (real score, critic and generator init of Self Forcing)."""
-    torch.manual_seed(0)
-    model = CausalWanModel.from_preset("tiny", in_dim=3, out_dim=3, text_dim=64, patch_size=(1, 4, 4))
-    return save_pretrained(model, folder)
 
 
 def overrides(tmp_path: Path, experiment: str) -> list[str]:

@@ -12,8 +12,7 @@ from forcing.errors import ConfigError
 from forcing.ode_pairs import read_manifest
 from lightning_modules.artifacts import identity, prerequisite_config, store_dir
 from lightning_modules.launch import launch
-from tests.suite.helpers import compose_run, fast_overrides
-from tests.suite.test_nan_guard import tiny_teacher
+from tests.suite.helpers import compose_run, fast_overrides, tiny_teacher
 
 
 def test_given_teacher_reaches_every_prerequisite(tmp_path) -> None:
