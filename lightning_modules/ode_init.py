@@ -16,14 +16,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 from torch import Tensor
 
 from forcing.diffusion import sigma_from_t, x0_from_velocity
 from forcing.errors import ConfigError
-from forcing.models import CausalWanModel
 from forcing.objectives import ode_regression_loss
-from lightning_modules.base import ForcingModule
+from lightning_modules.base import ForcingModule, build_backbone
 
 
 def pair_count(cfg: DictConfig, num: int) -> int:
@@ -132,14 +131,7 @@ class ODEInit(ForcingModule):
 
     def build_networks(self) -> None:
         """The student: from the teacher's weights (`paradigm.init_from`) or the model group."""
-        init_from = self.p.get("init_from")
-        if not init_from:
-            super().build_networks()
-            return
-        overrides = OmegaConf.to_container(self.cfg.model.overrides, resolve=True)
-        self.generator = CausalWanModel.from_pretrained(
-            str(init_from), preset=self.cfg.model.preset, **overrides
-        )
+        self.generator = build_backbone(self.cfg.model, path=self.p.get("init_from"))
 
     # ------------------------------------------------------------------ the recipe
     def forward_kwargs(self, batch: dict[str, Any]) -> dict[str, Any]:

@@ -144,15 +144,11 @@ class SelfForcing(ForcingModule):
     # ------------------------------------------------------------------ networks
     def build_networks(self) -> None:
         """Generator (ODE-init weights), frozen real score and trainable critic (teacher weights)."""
-        overrides = OmegaConf.to_container(self.cfg.model.overrides, resolve=True)
-        preset = self.cfg.model.preset
         teacher_path = self.cfg.teacher.get("path")
         init_path = self.p.generator_init.get("path") or teacher_path
 
-        def load(path: str | None) -> CausalWanModel:
-            if path is None:  # no artifacts (unit tests of the module): random weights
-                return build_backbone(self.cfg.model)
-            return CausalWanModel.from_pretrained(path, preset=preset, **overrides)
+        def load(path: str | None) -> CausalWanModel:  # no path (unit tests of the module): random weights
+            return build_backbone(self.cfg.model, path=path)
 
         self.generator = load(init_path)
         self.real_score_net = load(teacher_path).requires_grad_(False).eval()

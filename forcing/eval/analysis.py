@@ -93,7 +93,8 @@ def frame_metrics(
     refs = [reference, *bounds]
 
     def motion_outside() -> Tensor:
-        ratios = torch.stack([motion_log_ratio(speed, speeds(r), window=motion_window) for r in envelope])
+        references = [speed_ref, *(speeds(d) for d in envelope[1:])]  # ground truth, then its bounds
+        ratios = torch.stack([motion_log_ratio(speed, r, window=motion_window) for r in references])
         low, high = ratios.min(0).values, ratios.max(0).values  # log2(gen / reference) per reference
         return torch.where(low > 0, low, torch.where(high < 0, high, torch.zeros_like(low)))
 
