@@ -37,8 +37,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from forcing.diffusion import Conditioning, Denoiser, euler_sample, euler_timesteps, few_step_timesteps
+from forcing.diffusion import Conditioning, Denoiser, euler_timesteps, few_step_timesteps
 from forcing.errors import ConfigError
+from forcing.rollout import euler_sample
 
 FORMAT = "forcing.ode_pairs/1"
 MANIFEST = "manifest.json"

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from forcing.diffusion import Denoiser
-from forcing.diffusion.samplers import euler_sample
 from forcing.diffusion.schedule import euler_timesteps
+from forcing.rollout import euler_sample
 from lightning_modules.denoising import DenoisingModule
 
 

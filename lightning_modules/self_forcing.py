@@ -33,7 +33,7 @@ from forcing.models import CausalWanModel
 from forcing.objectives import build_objective
 from forcing.objectives.base import critic_parameters
 from forcing.parallel import shard_module
-from forcing.rollout_train import Rollout, diffusion_forcing, self_forcing
+from forcing.rollout import Rollout, diffusion_forcing, self_forcing
 from forcing.schedule_updates import update_plan
 from lightning_modules.base import ForcingModule, build_backbone
 

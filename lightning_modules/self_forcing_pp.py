@@ -12,7 +12,7 @@ Stage ``dmd`` (extended DMD, eq. 2), per training batch:
    (uniform over the few-step grid, independent of the exit step; `backward_noise: first` keeps
    t_0), the window's K = M clean frames re-noised to t_j and denoised again from there by the
    student against the cache the rollout left (the window is conditioned on the long history),
-   with grad only at each window block's exit step (`forcing.rollout_long.window_rollout`);
+   with grad only at each window block's exit step (`forcing.rollout.window_rollout`);
    `context_cache: noisy` is the ablation whose cache keeps each block's noisy K/V (no clean
    re-run), in training and at inference (`stream`);
 4. Self Forcing's update on the window (inherited): the objective's generator loss with the
@@ -48,7 +48,7 @@ from forcing.objectives.grpo import (
     trajectory_logprob,
 )
 from forcing.reward import REWARDS, flow_smoothness_reward
-from forcing.rollout_long import (
+from forcing.rollout import (
     BACKWARD_NOISE,
     WINDOW_SAMPLING,
     Trajectory,

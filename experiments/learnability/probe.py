@@ -21,11 +21,11 @@ import torch
 
 from forcing.diffusion import Conditioning, Denoiser
 from forcing.diffusion.flow import add_noise, sigma_from_t, velocity_target
-from forcing.diffusion.samplers import euler_sample
 from forcing.diffusion.schedule import euler_timesteps, shift_t
 from forcing.encoders.toy_text import ToyTextEncoder
 from forcing.eval import evaluate
 from forcing.models import CausalWanModel
+from forcing.rollout import euler_sample
 from forcing.world import ClipSpec, prompt_for, render
 
 

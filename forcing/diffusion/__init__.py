@@ -1,4 +1,5 @@
-"""Flow matching on Wan's rectified-flow path: noising, shift, grids, CFG, samplers."""
+"""Flow matching on Wan's rectified-flow path: noising, shift, grids, CFG (the samplers that use them
+are in `forcing.rollout`)."""
 
 from .flow import (
     NUM_TRAIN_TIMESTEPS,
@@ -12,7 +13,6 @@ from .flow import (
     x0_from_velocity,
 )
 from .guidance import Conditioning, Denoiser, cfg, self_forcing_scale_to_w
-from .samplers import euler_sample, few_step_sample
 from .schedule import (
     euler_timesteps,
     few_step_timesteps,
@@ -31,10 +31,8 @@ __all__ = [
     "add_noise",
     "cfg",
     "eps_from_velocity",
-    "euler_sample",
     "euler_timesteps",
     "expand_sigma",
-    "few_step_sample",
     "few_step_timesteps",
     "sample_block_t",
     "sample_training_t",

@@ -22,16 +22,22 @@ See forcing/models/README.md for the reasoning.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
-if TYPE_CHECKING:
-    from forcing.models.wan import CausalWanModel
-
-__all__ = ["CachePlan", "KVCache", "POSITION_MODES"]
+__all__ = ["CachePlan", "KVCache", "POSITION_MODES", "cache_dtype"]
 
 POSITION_MODES = ("absolute", "cache")
+
+
+def cache_dtype(model: nn.Module, device: torch.device | str) -> torch.dtype:
+    """The one dtype rule of the KV cache: K/V are stored in the dtype attention computes them in, the
+    autocast dtype when autocast is on for `device` (bf16-mixed training), else the model's parameter dtype."""
+    device_type = torch.device(device).type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return next(model.parameters()).dtype
 
 
 def _version(t: torch.Tensor) -> int | None:
@@ -115,7 +121,7 @@ class KVCache:
     @classmethod
     def for_model(
         cls,
-        model: CausalWanModel,
+        model: nn.Module,
         batch_size: int,
         capacity_frames: int,
         tokens_per_frame: int,
@@ -126,12 +132,12 @@ class KVCache:
     ) -> KVCache:
         """An empty cache shaped for `model`: capacity_frames = sink_frames + window frames.
 
-        `tokens_per_frame` = (H / p_h) * (W / p_w) latent tokens of one frame; dtype and device
-        default to the model's parameters.
+        `model` is a `CausalWanModel` (its `config` and parameters are read); `tokens_per_frame` =
+        (H / p_h) * (W / p_w) latent tokens of one frame; device defaults to the model's parameters,
+        dtype to :func:`cache_dtype` (the one rule).
         """
-        param = next(model.parameters())
-        dtype = dtype or param.dtype
-        device = torch.device(device) if device is not None else param.device
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        dtype = dtype or cache_dtype(model, device)
         cfg = model.config
         shape = (batch_size, capacity_frames, tokens_per_frame, cfg.num_heads, cfg.head_dim)
         keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_layers)]

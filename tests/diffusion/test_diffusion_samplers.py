@@ -7,12 +7,11 @@ from forcing.diffusion import (
     Conditioning,
     Denoiser,
     add_noise,
-    euler_sample,
     euler_timesteps,
-    few_step_sample,
     few_step_timesteps,
     sigma_from_t,
 )
+from forcing.rollout import euler_sample, few_step_sample
 
 
 def _setup(point_mass, b=2):

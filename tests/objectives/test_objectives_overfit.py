@@ -10,11 +10,11 @@ of them (wrong target sign, t in the wrong units, a mask that hides the clip, a 
 import torch
 
 from forcing.diffusion import Conditioning, Denoiser
-from forcing.diffusion.samplers import euler_sample
 from forcing.diffusion.schedule import euler_timesteps
 from forcing.encoders.toy_text import ToyTextEncoder
 from forcing.models import CausalWanModel
 from forcing.objectives import flow_matching_loss
+from forcing.rollout import euler_sample
 from forcing.world import ClipSpec, prompt_for, render
 
 

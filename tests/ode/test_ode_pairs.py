@@ -8,7 +8,7 @@ import pytest
 import torch
 from ode_testing import LATENT, NUM_PAIRS
 
-from forcing.diffusion import Conditioning, Denoiser, euler_sample, euler_timesteps, few_step_timesteps
+from forcing.diffusion import Conditioning, Denoiser, euler_timesteps, few_step_timesteps
 from forcing.ode_pairs import (
     PAIR_SEED_BASE,
     GridMismatchError,
@@ -19,6 +19,7 @@ from forcing.ode_pairs import (
     shapes_clips,
     write_shards,
 )
+from forcing.rollout import euler_sample
 
 
 def test_states_lie_on_the_student_grid_and_start_at_the_noise(pairs):

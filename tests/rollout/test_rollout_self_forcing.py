@@ -8,7 +8,7 @@ import torch
 
 from forcing.models import KVCache
 from forcing.models.attention import frame_mask
-from forcing.rollout_train import Rollout, diffusion_forcing, self_forcing
+from forcing.rollout import Rollout, diffusion_forcing, self_forcing
 
 GRID = [1000.0, 937.5, 833.3333, 625.0]
 

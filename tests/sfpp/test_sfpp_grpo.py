@@ -22,8 +22,7 @@ from forcing.objectives.grpo import (
     trajectory_logprob,
 )
 from forcing.reward import flow_smoothness_reward, mean_flow_magnitude
-from forcing.rollout import generate
-from forcing.rollout_long import policy_logprobs, sample_trajectory, sliced_noise
+from forcing.rollout import generate, policy_logprobs, sample_trajectory, sliced_noise
 
 GRID = few_step_timesteps().tolist()
 

@@ -12,7 +12,7 @@ from omegaconf import open_dict
 
 from forcing.errors import ConfigError
 from forcing.objectives.grpo import grpo_loss
-from forcing.rollout_long import policy_logprobs, sliced_noise, stream_rollout
+from forcing.rollout import policy_logprobs, sliced_noise, stream_rollout
 from lightning_modules.launch import launch, paradigm_class
 from lightning_modules.self_forcing_pp import SelfForcingPP
 from tests.suite.helpers import EXPERIMENTS, LossRecorder, compose_run, fast_overrides

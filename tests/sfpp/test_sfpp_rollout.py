@@ -13,8 +13,7 @@ from torch.utils._pytree import tree_leaves
 from forcing.diffusion import Conditioning
 from forcing.diffusion.schedule import few_step_timesteps
 from forcing.models import KVCache
-from forcing.rollout import generate
-from forcing.rollout_long import drawn_noise, sliced_noise, stream_rollout, window_rollout
+from forcing.rollout import drawn_noise, generate, sliced_noise, stream_rollout, window_rollout
 
 GRID = few_step_timesteps().tolist()
 M, FPB = 4, 2  # teacher horizon (= window = cache) and frames per block of the tiny tests

@@ -13,8 +13,8 @@ from forcing.diffusion import Conditioning
 from forcing.diffusion.flow import add_noise, sigma_from_t
 from forcing.diffusion.schedule import few_step_timesteps
 from forcing.models import CausalWanModel
-from forcing.rollout import generate
-from forcing.rollout_long import (
+from forcing.rollout import (
+    generate,
     rollout_frames_at,
     sample_window_start,
     sliced_noise,

@@ -18,9 +18,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from forcing.diffusion import Conditioning, Denoiser
 from forcing.diffusion.flow import add_noise, sigma_from_t
 from forcing.models import CausalWanModel, KVCache
-from forcing.rollout import tokens_per_frame
+
+from .cache import new_cache
+from .loop import run_blocks, sliced_noise
+from .samplers import few_step_sample
 
 
 @dataclass
@@ -40,13 +44,6 @@ class Rollout:
         s = self.exit_steps[0]
         low = float(self.timesteps[s + 1]) if s + 1 < len(self.timesteps) else 0.0
         return low, float(self.timesteps[s])
-
-
-def _x0(model: CausalWanModel, x: Tensor, t: float, context: Tensor, **kw: object) -> Tensor:
-    """x0 prediction of one block: x0 = x_t - sigma v."""
-    t_vec = torch.full((x.shape[0],), float(t), device=x.device)
-    v = model(x, t_vec, context, **kw)
-    return x - sigma_from_t(t_vec).view(-1, 1, 1, 1, 1) * v
 
 
 def self_forcing(
@@ -72,30 +69,20 @@ def self_forcing(
     context_video: if given, its blocks (ground truth) are written to the cache instead of the
     generator's outputs (TF+DMD rollout).
     """
-    b, _, frames, height, width = noise.shape
+    frames = noise.shape[2]
     num_blocks = frames // frames_per_block
     if len(exit_steps) != num_blocks:
         raise ValueError(f"need one exit step per block ({num_blocks}), got {len(exit_steps)}")
-    cache = KVCache.for_model(
-        model, batch_size=b, capacity_frames=cache_frames or frames,
-        tokens_per_frame=tokens_per_frame(model, height, width), dtype=noise.dtype, device=noise.device,
-    )
-    outputs = []
-    for block, start in enumerate(range(0, frames, frames_per_block)):
-        kw = {"cache": cache, "start_frame": start}
-        x = noise[:, :, start : start + frames_per_block]
-        s = int(exit_steps[block])
-        with torch.no_grad():  # Alg. 1: steps before the exit step carry no graph
-            for i in range(s):
-                x0 = _x0(model, x, timesteps[i], context, **kw)
-                eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-                sigma_next = sigma_from_t(torch.full((b,), float(timesteps[i + 1]), device=x.device))
-                x = add_noise(x0, eps, sigma_next)
-        out = _x0(model, x, timesteps[s], context, **kw)  # Alg. 1: the exit step, with grad
-        outputs.append(out)
-        clean = out.detach() if context_video is None else context_video[:, :, start : start + frames_per_block]
-        with torch.no_grad():  # Alg. 1: re-run at the context timestep to write the clean K/V
-            model(clean, torch.full((b,), float(context_t), device=x.device), context, **kw)
+    cond, denoiser = Conditioning(context), Denoiser(model)
+
+    def denoise(index: int, start: int, z: Tensor, cache: KVCache) -> Tensor:
+        # Alg. 1: steps before the exit step carry no graph; the exit step's x0 keeps it
+        return few_step_sample(denoiser, z, cond, timesteps, generator=generator, exit_step=int(exit_steps[index]),
+                               cache=cache, start_frame=start)
+
+    cache = new_cache(model, noise[:, :, :frames_per_block], cache_frames or frames)
+    outputs, _ = run_blocks(denoiser, cond, sliced_noise(noise), range(0, frames, frames_per_block),
+                            frames_per_block, denoise, cache, context_t=context_t, context_video=context_video)
     return Rollout(torch.cat(outputs, dim=2), [int(s) for s in exit_steps], list(timesteps))
 
 

@@ -1,5 +1,7 @@
-"""Model-agnostic samplers on the flow path: the many-step Euler ODE and the stochastic few-step
-sampler. Both only call a :class:`~forcing.diffusion.guidance.Denoiser`.
+"""The two samplers on the flow path, the only ones in the suite: the many-step Euler ODE and the
+stochastic few-step sampler. Both only call a :class:`~forcing.diffusion.Denoiser`; with a KV cache
+(``cache=..., start_frame=...`` forward kwargs) they denoise one block of a rollout
+(`forcing.rollout.loop.run_blocks`), without one a whole clip (bidirectional models, ODE pairs).
 
 ``timesteps`` is a sequence of Wan timesteps from noisy to clean, shared by the batch (``[S]``),
 or given per step as ``[S, B]`` or ``[S, B, F]`` (per-frame timesteps reach the model as ``[B, F]``).
@@ -7,14 +9,16 @@ or given per step as ``[S, B]`` or ``[S, B, F]`` (per-frame timesteps reach the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .flow import add_noise, expand_sigma, sigma_from_t
-from .guidance import Conditioning, Denoiser
+from forcing.diffusion import Conditioning, Denoiser, add_noise, expand_sigma, sigma_from_t
+
+#: called by the few-step sampler after each re-noising: (step k, x0 prediction at step k, x_{k+1})
+StepHook = Callable[[int, Tensor, Tensor], None]
 
 
 def _step_t(timesteps: Tensor, i: int, x: Tensor) -> Tensor:
@@ -67,13 +71,15 @@ def few_step_sample(
     generator: torch.Generator | None = None,
     exit_step: int | None = None,
     return_inputs: bool = False,
+    on_step: StepHook | None = None,
     **forward_kwargs: Any,
 ) -> Tensor | tuple[Tensor, list[Tensor]]:
     """Few-step sampler: at each step predict x0, then re-noise it to the next sigma with fresh noise.
 
     Runs under ``no_grad`` except at ``exit_step`` (default: the last step), whose x0 prediction is
     returned (Self Forcing's exit step; later steps are not run). With ``return_inputs`` also
-    returns the noisy input of every step that ran. ``generator`` must live on ``noise``'s device.
+    returns the noisy input of every step that ran; ``on_step`` sees every re-noising (GRPO's
+    Gaussian policy steps). ``generator`` must live on ``noise``'s device.
     """
     timesteps = torch.as_tensor(timesteps, dtype=torch.float32)
     n = timesteps.shape[0]
@@ -91,4 +97,23 @@ def few_step_sample(
             break
         fresh = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         x = add_noise(x0, fresh, sigma_from_t(_step_t(timesteps, i + 1, x0)))  # re-noise to sigma_{i+1}
+        if on_step is not None:
+            on_step(i, x0, x)
     return (x0, inputs) if return_inputs else x0
+
+
+def sample(
+    denoiser: Denoiser,
+    noise: Tensor,
+    cond: Conditioning,
+    timesteps: Tensor | Sequence[float],
+    *,
+    stochastic: bool,
+    generator: torch.Generator | None = None,
+    **forward_kwargs: Any,
+) -> Tensor:
+    """Denoise ``noise`` from ``timesteps[0]`` to a clean sample with the few-step sampler
+    (``stochastic``: distilled generators) or the Euler ODE (many-step models, CFG)."""
+    if stochastic:
+        return few_step_sample(denoiser, noise, cond, timesteps, generator=generator, **forward_kwargs)
+    return euler_sample(denoiser, noise, cond, timesteps, **forward_kwargs)
