@@ -34,7 +34,7 @@ lint: install
 	$(BIN)/python -m ruff check .
 
 bench: install
-	$(BIN)/python -m forcing.bench
+	$(BIN)/python -m lightning_modules.bench
 
 clean:
 	rm -rf $(VENV) runs artifacts outputs multirun

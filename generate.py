@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from forcing.bench import CacheProbe
 from forcing.errors import ConfigError
+from forcing.models.cache_probe import CacheProbe
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 

@@ -155,7 +155,7 @@ class _Collate:
 
 
 class ODEPairsDataModule(ResumableEpoch, L.LightningDataModule):
-    """ODE-initialisation pairs of a folder made by `python -m forcing.ode_pairs`."""
+    """ODE-initialisation pairs of a folder made by `python -m lightning_modules.ode_pairs`."""
 
     def __init__(
         self,

@@ -1,5 +1,29 @@
 """Exponential moving average of a network's weights, shard-local (works on FSDP2 DTensors
-without gathering: each rank updates the shards it holds)."""
+without gathering: each rank updates the shards it holds).
+
+Why not Lightning's ``lightning.pytorch.callbacks.EMAWeightAveraging`` (``WeightAveraging``,
+Lightning 2.6): the papers need an EMA of the *generator* from a given step, used for sampling and,
+in Causal Forcing's consistency distillation, as the target network inside ``training_step``. The
+callback does not fit that:
+
+- ``WeightAveraging.setup`` wraps the whole LightningModule in ``torch.optim.swa_utils.AveragedModel``
+  (a deep copy): the frozen teacher / real score, the critic (fake score) and the text encoder would
+  be copied and averaged too, several extra full copies at Wan-14B scale;
+- it cannot shard: with ``configure_model`` (FSDP2) it warns that sharding is not supported and
+  builds an unsharded copy, where :func:`ema_update` updates each rank's DTensor shards in place;
+- the average is swapped into the module only around validation (``on_validation_epoch_start/end``)
+  and copied over it at ``on_train_end``; there is no handle to call the EMA network inside
+  ``training_step`` (the consistency target) or to sample with it while the raw weights train;
+- it updates in ``on_train_batch_end`` whenever ``trainer.global_step`` advanced: with manual
+  optimisation every critic step advances it, so the EMA would also decay on iterations where the
+  generator did not change (Self Forcing steps the generator every ``ratio``-th iteration), unlike
+  the papers' EMA per generator step (the modules call :func:`ema_update` after the generator's step,
+  on gradient-accumulation boundaries);
+- ``on_save_checkpoint`` replaces the checkpoint's ``state_dict`` with the average and moves the raw
+  weights to ``current_model_state``; the suite's checkpoints keep ``generator.*`` and
+  ``generator_ema.*`` side by side in ``state_dict`` (what ``load_pretrained(prefer="generator_ema")``,
+  resume and ``python -m lightning_modules.export`` read).
+"""
 
 from __future__ import annotations
 

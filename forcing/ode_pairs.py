@@ -19,16 +19,17 @@ Layout of a pairs folder::
     manifest.json             generation config (teacher, steps, shift, cfg, grid) + shard list;
                               written last, so a folder without it is unfinished
 
-CLI (shapes world): ``python -m forcing.ode_pairs --teacher <weights folder | .ckpt> --out <folder>
---num 256 [--guidance 4.0] [--frames 12 --height 32 --width 32]``.
+The library takes every setting as an argument (the shapes world's keys included); the command
+line, which reads ``conf/world/shapes.yaml`` for its defaults, is :mod:`lightning_modules.ode_pairs`:
+``python -m lightning_modules.ode_pairs --teacher <weights folder | .ckpt> --out <folder> --num 256
+[--guidance 4.0] [--frames 12 --height 32 --width 32]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ PAIR_SEED_BASE = 2**62
 #: Distance between the pair seeds of two base seeds.
 PAIR_SEED_STRIDE = 2**40
 #: The command that makes a pairs folder (quoted in error messages).
-COMMAND = "python -m forcing.ode_pairs --teacher <teacher weights folder or .ckpt> --out <folder> --num 256"
+COMMAND = "python -m lightning_modules.ode_pairs --teacher <teacher weights folder or .ckpt> --out <folder> --num 256"
 
 
 class GridMismatchError(ConfigError):
@@ -297,6 +298,7 @@ def make_shapes_pairs(
     out: str | Path,
     num: int,
     *,
+    world: Mapping[str, Any],
     guidance_scale: float = 4.0,
     num_frames: int | None = None,
     height: int | None = None,
@@ -310,13 +312,15 @@ def make_shapes_pairs(
 ) -> Path:
     """Generate `num` shapes-world pairs from a teacher and write them to `out`, shard by shard.
 
-    Clip size and text encoder default to the checkpoint's run config, else conf/world/shapes.yaml.
-    Returns the manifest path. (Also the artifact store's maker of ODE pairs.)
+    `world`: the shapes world's settings (the keys of conf/world/shapes.yaml: num_frames, height,
+    width, max_shapes, text_encoder, codec), read by the caller; a Lightning checkpoint's own run
+    config overrides them, and the explicit arguments override both. Returns the manifest path.
+    (Also the artifact store's maker of ODE pairs.)
     """
     from forcing.encoders import build_codec, build_text_encoder
 
     teacher, run_cfg = load_teacher(teacher_path)
-    world = {**shapes_world_defaults(), **(run_cfg.get("world") or {})}
+    world = {**world, **(run_cfg.get("world") or {})}
     frames, h, w = num_frames or world["num_frames"], height or world["height"], width or world["width"]
     encoder = build_text_encoder(text_encoder or world["text_encoder"])
     teacher = teacher.to(device)
@@ -338,43 +342,3 @@ def make_shapes_pairs(
         config = pairs["config"]
     config = {**config, "world": "shapes", "codec": codec_cfg.get("kind", "identity"), "base_seed": base_seed}
     return write_manifest(folder, config, entries)
-
-
-def shapes_world_defaults() -> dict[str, Any]:
-    """conf/world/shapes.yaml as a plain dict."""
-    from omegaconf import OmegaConf
-
-    conf = Path(__file__).resolve().parents[1] / "conf" / "world" / "shapes.yaml"
-    return OmegaConf.to_container(OmegaConf.load(conf), resolve=True)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: generate shapes-world ODE pairs from a teacher."""
-    parser = argparse.ArgumentParser(prog="python -m forcing.ode_pairs", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--teacher", required=True, help="teacher weights folder (save_pretrained) or Lightning .ckpt"
-    )
-    parser.add_argument("--out", required=True, help="output folder (shards + manifest.json)")
-    parser.add_argument("--num", type=int, required=True, help="number of pairs (clips)")
-    parser.add_argument("--guidance", type=float, default=4.0, help="CFG scale w: v_u + w (v_c - v_u)")
-    parser.add_argument(
-        "--frames", type=int, default=None, help="latent frames (default: teacher's world, 12)"
-    )
-    parser.add_argument("--height", type=int, default=None)
-    parser.add_argument("--width", type=int, default=None)
-    parser.add_argument("--max-shapes", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the pair clips")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--shard-size", type=int, default=256)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
-    manifest = make_shapes_pairs(
-        args.teacher, args.out, args.num, guidance_scale=args.guidance, num_frames=args.frames,
-        height=args.height, width=args.width, max_shapes=args.max_shapes, base_seed=args.seed,
-        batch_size=args.batch_size, shard_size=args.shard_size, device=args.device,
-    )  # fmt: skip
-    print(f"wrote {args.num} ODE pairs: {manifest}")
-
-
-if __name__ == "__main__":
-    main()

@@ -48,7 +48,8 @@ def dbi_pairs(cfg: DictConfig, num: int, guidance_scale: float) -> Path:
     folder = store_dir(key, ODEInit.pairs_kind(settings, num))
 
     def make(out: Path) -> None:
-        make_shapes_pairs(teacher, out, num, guidance_scale=float(guidance_scale), num_frames=int(w.num_frames),
+        make_shapes_pairs(teacher, out, num, world=OmegaConf.to_container(w, resolve=True),
+                          guidance_scale=float(guidance_scale), num_frames=int(w.num_frames),
                           height=int(w.height), width=int(w.width), max_shapes=int(w.max_shapes), base_seed=0)  # fmt: skip
 
     return ensure(folder, make, "D_Bi (bidirectional-teacher ODE pairs)")

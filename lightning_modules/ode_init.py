@@ -1,6 +1,6 @@
 """ODE initialisation (Self Forcing / CausVid, REFERENCE §3): regress the teacher's ODE endpoint.
 
-Pairs come from the bidirectional teacher (`python -m forcing.ode_pairs`): states x_{t_k} of its
+Pairs come from the bidirectional teacher (`python -m lightning_modules.ode_pairs`): states x_{t_k} of its
 48-step shifted Euler run with CFG at the student's 4 grid points, and the endpoint x0. The causal
 student (block-causal attention, `frames_per_block`, optional `local_window`, initialised from the
 teacher's weights when `paradigm.init_from` is set: same architecture) sees, for every block, the
@@ -16,7 +16,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
 from forcing.diffusion import sigma_from_t, x0_from_velocity
@@ -71,7 +71,8 @@ class ODEInit(ForcingModule):
 
         p, w = cfg.paradigm, cfg.world
         make_shapes_pairs(
-            teacher, out, num, guidance_scale=float(p.pair_guidance_scale), num_frames=int(w.num_frames),
+            teacher, out, num, world=OmegaConf.to_container(w, resolve=True),
+            guidance_scale=float(p.pair_guidance_scale), num_frames=int(w.num_frames),
             height=int(w.height), width=int(w.width), max_shapes=int(w.max_shapes), base_seed=0,
         )
 

@@ -1,28 +1,30 @@
 """Speed and memory tables printed as markdown by ``python -m forcing.bench <section> [...]``.
 
 One module per section, each registering itself with ``@section("name")`` (:mod:`.registry`) when
-imported: :mod:`.backbone`, :mod:`.generation`, :mod:`.memory`, :mod:`.train`. Shared pieces:
-:mod:`.timing` (timed calls, the machine line), :mod:`.worlds` (random-input presets),
-:mod:`.streaming` (generator configurations, timed streams), :mod:`.probes` (KV cache and
-allocation probes), :mod:`.experiments` (``conf/experiment``); the command line is :mod:`.cli`.
+imported: :mod:`.backbone`, :mod:`.generation`, :mod:`.memory`. Shared pieces: :mod:`.timing`
+(timed calls, the machine line), :mod:`.worlds` (random-input presets), :mod:`.streaming`
+(generator configurations, timed streams), :mod:`.probes` (allocation probes; the KV cache probe is
+:mod:`forcing.models.cache_probe`); the command line is :mod:`.cli`.
+
+The `train` section (training iterations of every experiment) needs the paradigms, so it lives with
+them in :mod:`lightning_modules.bench`, which registers it here and runs the same command line:
+``python -m lightning_modules.bench``. The library imports nothing from it.
 """
 
 # Importing the section modules registers them; SECTIONS keeps import order, which is the default
-# run order: backbone, generation, memory, train (alphabetical, so import sorting keeps it).
+# run order: backbone, generation, memory (alphabetical, so import sorting keeps it), then train
+# when lightning_modules.bench registers it.
 from forcing.bench.backbone import bench_backbone
 from forcing.bench.cli import main, parse_args
-from forcing.bench.experiments import CONF_DIR, discover_experiments
 from forcing.bench.generation import bench_generation
 from forcing.bench.memory import bench_memory
 from forcing.bench.probes import CacheProbe, stream_alloc
 from forcing.bench.registry import SECTIONS, section
 from forcing.bench.streaming import GenSpec
 from forcing.bench.timing import time_call
-from forcing.bench.train import bench_train
 from forcing.bench.worlds import BenchWorld
 
 __all__ = [
-    "CONF_DIR",
     "SECTIONS",
     "BenchWorld",
     "CacheProbe",
@@ -30,8 +32,6 @@ __all__ = [
     "bench_backbone",
     "bench_generation",
     "bench_memory",
-    "bench_train",
-    "discover_experiments",
     "main",
     "parse_args",
     "section",

@@ -1,31 +1,15 @@
-"""Memory probes: the largest KV cache a backbone is given, and allocations while a stream runs."""
+"""Memory probes: allocations while a stream runs; the KV cache probe is the library's
+(:class:`forcing.models.cache_probe.CacheProbe`, re-exported here)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
+from forcing.models.cache_probe import CacheProbe
+
 __all__ = ["BLOCK_MARK", "CacheProbe", "stream_alloc"]
-
-
-class CacheProbe:
-    """Records every KV cache passed to a backbone's forward (`cache=` keyword): the most bytes held."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.peak_bytes = 0
-        self.capacity_frames = 0
-        self._handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
-
-    def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
-        cache = kwargs.get("cache")
-        if cache is not None and cache.nbytes() > self.peak_bytes:
-            self.peak_bytes, self.capacity_frames = cache.nbytes(), cache.capacity_frames
-
-    def close(self) -> None:
-        """Remove the hook."""
-        self._handle.remove()
 
 
 BLOCK_MARK = "forcing.bench.block_done"

@@ -27,6 +27,7 @@ from forcing.models.attention import MASK_MODES, attention, build_mask, mask_kin
 from forcing.models.kv_cache import KVCache
 from forcing.models.presets import WanConfig, get_preset
 from forcing.models.rope import apply_rope, rope_cos_sin
+from forcing.models.weights import load_pretrained
 
 __all__ = ["CausalWanModel", "sinusoidal_embedding"]
 
@@ -270,9 +271,7 @@ class CausalWanModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str, preset: str | None = None, **overrides: Any) -> CausalWanModel:
         """Load weights (original Wan, diffusers or Self-Forcing-style checkpoints): `forcing.models.weights`."""
-        from forcing.models.weights import load_pretrained  # lazy: owned by the weights module
-
-        return load_pretrained(path, preset=preset, **overrides)
+        return load_pretrained(cls, path, preset=preset, **overrides)
 
     def init_weights(self) -> None:
         """Wan2.1's initialisation: Xavier linears with zero bias, N(0, 0.02) embeddings, zero output head."""

@@ -2,8 +2,9 @@
 
 One entry point per job:
 
-- :func:`load_pretrained`: build a ``CausalWanModel`` from a folder or file (original Wan weights,
-  diffusers weights, Self Forcing / Causal Forcing training checkpoints) and load it strictly;
+- :func:`load_pretrained`: build a model of a given class (``CausalWanModel.from_pretrained`` passes
+  itself) from a folder or file (original Wan weights, diffusers weights, Self Forcing / Causal
+  Forcing training checkpoints) and load it strictly;
 - :func:`save_pretrained`: write a model as ``diffusion_pytorch_model.safetensors`` + ``config.json``
   in the original Wan or the diffusers format (the latter loads with
   ``diffusers.WanTransformer3DModel.from_pretrained``);
@@ -12,19 +13,21 @@ One entry point per job:
 - :func:`wan_to_diffusers` / :func:`diffusers_to_wan`: exact key renaming either way.
 
 The helpers live in :mod:`forcing.models.weights_keys` (key names, pure) and
-:mod:`forcing.models.weights_io` (files and config.json).
+:mod:`forcing.models.weights_io` (files and config.json). This module never imports the backbone
+(:mod:`forcing.models.wan` imports it): the model class is an argument of :func:`load_pretrained`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
+from forcing.models.presets import PRESETS, WanConfig, get_preset
 from forcing.models.weights_io import (
     config_from_folder,
     config_to_json,
@@ -43,9 +46,6 @@ from forcing.models.weights_keys import (
     wan_to_diffusers,
 )
 
-if TYPE_CHECKING:
-    from forcing.models.wan import CausalWanModel
-
 __all__ = [
     "CheckpointError",
     "config_from_folder",
@@ -61,6 +61,9 @@ __all__ = [
     "unwrap_checkpoint",
     "wan_to_diffusers",
 ]
+
+#: The model class :func:`load_pretrained` builds (``CausalWanModel`` or a subclass).
+ModelT = TypeVar("ModelT", bound=nn.Module)
 
 log = logging.getLogger(__name__)
 _REPORT_LIMIT = 20  # keys listed per category in an error message
@@ -128,9 +131,7 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, Any], prefer: str 
     model.load_state_dict(sd, strict=True)
 
 
-def _model_config(path: Path, preset: str | None, overrides: Mapping[str, Any]) -> Any:
-    from forcing.models.presets import PRESETS, WanConfig, get_preset
-
+def _model_config(path: Path, preset: str | None, overrides: Mapping[str, Any]) -> WanConfig:
     fields = config_from_folder(path)
     if fields is not None:
         config = WanConfig(**fields).replace(**overrides)
@@ -150,6 +151,7 @@ def _arch(config: Any) -> dict[str, Any]:
 
 
 def load_pretrained(
+    model_cls: Callable[[WanConfig], ModelT],
     path: str | Path,
     preset: str | None = None,
     *,
@@ -157,8 +159,8 @@ def load_pretrained(
     allow_pickle: bool = False,
     dtype: torch.dtype | None = None,
     **overrides: Any,
-) -> CausalWanModel:
-    """Build a ``CausalWanModel`` and load its weights from ``path`` (a folder or a weights file).
+) -> ModelT:
+    """Build ``model_cls(config)`` and load its weights from ``path`` (a folder or a weights file).
 
     The architecture comes from the ``config.json`` next to the weights (original Wan or diffusers
     format) when there is one, otherwise from ``preset``; neither raises :class:`CheckpointError`.
@@ -175,7 +177,7 @@ def load_pretrained(
         raise FileNotFoundError(f"checkpoint path not found: {path}")
     config = _model_config(path, preset, overrides)
     sd = read_state_dict(path, prefer=prefer, allow_pickle=allow_pickle)
-    model = _empty_model(config, dtype)
+    model = _empty_model(model_cls, config, dtype)
     try:
         load_state_dict_strict(model, sd)
     except CheckpointError as exc:
@@ -183,21 +185,19 @@ def load_pretrained(
     return model
 
 
-def _empty_model(config: Any, dtype: torch.dtype | None) -> CausalWanModel:
+def _empty_model(model_cls: Callable[[WanConfig], ModelT], config: WanConfig, dtype: torch.dtype | None) -> ModelT:
     """A CPU model whose parameters are about to be overwritten: skip the random init when safe.
 
     Built on the meta device and materialised uninitialised (seconds instead of minutes for 14B);
     the strict load then writes every parameter. A model with buffers (possibly non-persistent,
     hence not in any checkpoint) is built normally instead, so that they hold real values.
     """
-    from forcing.models.wan import CausalWanModel
-
     with torch.device("meta"):
-        model = CausalWanModel(config)
+        model = model_cls(config)
     if next(model.buffers(), None) is None:
         model = model.to_empty(device="cpu")
     else:
-        model = CausalWanModel(config)
+        model = model_cls(config)
     return model if dtype is None else model.to(dtype)
 
 

@@ -1,10 +1,14 @@
-"""forcing.bench sections on the tiny preset: the tables have the expected rows (timings never asserted)."""
+"""Benchmark sections on the tiny preset: the tables have the expected rows (timings never asserted).
+
+The library's sections come from `forcing.bench`; the `train` section from `lightning_modules.bench`.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from forcing import bench
+from lightning_modules import bench as train_bench
 
 
 def table_rows(markdown: str) -> list[list[str]]:
@@ -44,9 +48,9 @@ def test_memory_rows_are_flat() -> None:
     assert float(rows[2][6]) > float(rows[1][6])  # only the returned latents grow
 
 
-def test_train_rows_and_skipped_experiments() -> None:
-    args = bench.parse_args(["train", "--tiny", "--experiments", "teacher_forcing", "no_such_experiment"])
-    md = bench.SECTIONS["train"](args)
+def test_train_rows_and_skipped_experiments(capsys) -> None:
+    train_bench.main(["train", "--tiny", "--experiments", "teacher_forcing", "no_such_experiment"])
+    md = capsys.readouterr().out
     rows = [r for r in table_rows(md) if r[0] != "experiment"]
     assert [(r[0], r[1], r[3], r[5], r[6]) for r in rows] == [
         ("teacher_forcing", "TeacherForcing", "cpu", "2 x 12", "1")
@@ -55,9 +59,34 @@ def test_train_rows_and_skipped_experiments() -> None:
 
 
 def test_experiments_are_discovered_from_conf() -> None:
-    names = bench.discover_experiments()
+    names = train_bench.discover_experiments()
     assert {"teacher_forcing", "diffusion_forcing", "shapes_teacher"} <= set(names)
-    assert names == sorted(p.stem for p in (bench.CONF_DIR / "experiment").glob("*.yaml"))
+    assert names == sorted(p.stem for p in (train_bench.CONF / "experiment").glob("*.yaml"))
+
+
+def test_train_section_is_registered_by_lightning_modules_only() -> None:
+    assert bench.SECTIONS["train"] is train_bench.bench_train  # registered on import of lightning_modules.bench
+    assert list(bench.SECTIONS)[:3] == ["backbone", "generation", "memory"]
+    assert "train" not in library_sections()
+
+
+def library_sections() -> list[str]:
+    """The sections `python -m forcing.bench` knows, from a fresh interpreter (no lightning_modules)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import json, sys, forcing.bench as b; "
+        "print(json.dumps([sorted(b.SECTIONS), sorted(m for m in sys.modules if m.startswith('lightning_modules'))]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
+    ).stdout
+    sections, upward = json.loads(out)
+    assert upward == []  # the library imported nothing from lightning_modules
+    return sections
 
 
 def test_cli_runs_named_sections_and_rejects_unknown(capsys) -> None:
@@ -66,6 +95,7 @@ def test_cli_runs_named_sections_and_rejects_unknown(capsys) -> None:
     assert "### backbone: `tiny` preset" in out and "| cached streaming" in out
     with pytest.raises(SystemExit):
         bench.parse_args(["no_such_section"])
+
 
 
 def test_cpu_stream_alloc_counts_peak_and_per_block_rise() -> None:

@@ -174,12 +174,16 @@ def test_mode_errors():
         model(x, t, c, clean_x=x, cache=KVCache.for_model(model, 2, 2, 4))
 
 
-def test_from_pretrained_delegates_to_weights(monkeypatch):
-    import forcing.models.weights as weights
+def test_from_pretrained_delegates_to_weights_with_its_class(monkeypatch):
+    import forcing.models.wan as wan
+
+    class Subclass(CausalWanModel):
+        pass
 
     calls = []
     monkeypatch.setattr(
-        weights, "load_pretrained", lambda path, preset=None, **kw: calls.append((path, preset, kw))
+        wan, "load_pretrained", lambda cls, path, preset=None, **kw: calls.append((cls, path, preset, kw))
     )
     CausalWanModel.from_pretrained("/some/dir", preset="tiny", num_layers=1)
-    assert calls == [("/some/dir", "tiny", {"num_layers": 1})]
+    Subclass.from_pretrained("/other/dir")
+    assert calls == [(CausalWanModel, "/some/dir", "tiny", {"num_layers": 1}), (Subclass, "/other/dir", None, {})]

@@ -200,7 +200,7 @@ def test_load_pretrained_reproduces_a_saved_folder(tmp_path, layout):
     config = json.loads((tmp_path / "config.json").read_text())
     assert ("num_attention_heads" in config) == (layout == "diffusers")
     assert detect_layout(read_state_dict(tmp_path)) == layout
-    loaded = load_pretrained(tmp_path)
+    loaded = load_pretrained(CausalWanModel, tmp_path)
     assert loaded.config == model.config
     _assert_same_model(model.eval(), loaded.eval())
     via_class = CausalWanModel.from_pretrained(str(tmp_path), gradient_checkpointing=True)
@@ -211,10 +211,10 @@ def test_load_pretrained_reproduces_a_saved_folder(tmp_path, layout):
 def test_load_pretrained_casts_while_loading(tmp_path):
     model = _tiny()
     save_pretrained(model.to(torch.bfloat16), tmp_path)
-    loaded = load_pretrained(tmp_path)  # float32 model, bf16 weights upcast exactly
+    loaded = load_pretrained(CausalWanModel, tmp_path)  # float32 model, bf16 weights upcast exactly
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     assert all(torch.equal(a.float(), b) for a, b in zip(model.parameters(), loaded.parameters()))
-    half = load_pretrained(tmp_path, dtype=torch.bfloat16)
+    half = load_pretrained(CausalWanModel, tmp_path, dtype=torch.bfloat16)
     _assert_same_state_dict(half.state_dict(), model.state_dict())
 
 
@@ -237,8 +237,8 @@ def test_folder_without_config_needs_a_preset(tmp_path, layout):
     save_pretrained(model, tmp_path, layout=layout)
     (tmp_path / "config.json").unlink()
     with pytest.raises(CheckpointError, match="preset"):
-        load_pretrained(tmp_path)
-    _assert_same_model(model, load_pretrained(tmp_path, preset="tiny").eval())
+        load_pretrained(CausalWanModel, tmp_path)
+    _assert_same_model(model, load_pretrained(CausalWanModel, tmp_path, preset="tiny").eval())
 
 
 def test_self_forcing_pt_file_loads_the_ema(tmp_path):
@@ -252,9 +252,9 @@ def test_self_forcing_pt_file_loads_the_ema(tmp_path):
         },
         path,
     )
-    _assert_same_model(ema, load_pretrained(path, preset="tiny").eval())
-    _assert_same_model(gen, load_pretrained(path, preset="tiny", prefer="generator").eval())
-    folder_copy = load_pretrained(tmp_path, preset="tiny")  # a folder holding one .pt file
+    _assert_same_model(ema, load_pretrained(CausalWanModel, path, preset="tiny").eval())
+    _assert_same_model(gen, load_pretrained(CausalWanModel, path, preset="tiny", prefer="generator").eval())
+    folder_copy = load_pretrained(CausalWanModel, tmp_path, preset="tiny")  # a folder holding one .pt file
     _assert_same_state_dict(folder_copy.state_dict(), ema.state_dict())
 
 
@@ -272,7 +272,7 @@ def test_sharded_diffusers_pipeline_folder(tmp_path):
     index = {"metadata": {}, "weight_map": {k: name for name, names in shards.items() for k in names}}
     (folder / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index))
     (tmp_path / "model_index.json").write_text("{}")
-    _assert_same_model(model, load_pretrained(tmp_path).eval())  # the pipeline root: reads transformer/
+    _assert_same_model(model, load_pretrained(CausalWanModel, tmp_path).eval())  # the pipeline root: reads transformer/
     with pytest.raises(CheckpointError, match="other weights"):  # would shadow the new file
         save_pretrained(model, folder)
     (folder / "diffusion_pytorch_model-00002-of-00002.safetensors").unlink()
@@ -372,19 +372,19 @@ def test_strict_load_names_the_faulty_key(fault, layout):
 def test_architecture_override_that_does_not_fit_the_weights_fails_by_key(tmp_path):
     save_pretrained(_tiny(), tmp_path)
     with pytest.raises(CheckpointError, match=r"(?s)unexpected keys.*blocks\.1\.") as info:
-        load_pretrained(tmp_path, num_layers=1)
+        load_pretrained(CausalWanModel, tmp_path, num_layers=1)
     assert str(tmp_path) in str(info.value)
 
 
 def test_missing_path_and_empty_folder_name_the_path(tmp_path):
     missing = tmp_path / "no_such_checkpoint"
-    for call in (lambda: load_pretrained(missing, preset="tiny"), lambda: read_state_dict(missing)):
+    for call in (lambda: load_pretrained(CausalWanModel, missing, preset="tiny"), lambda: read_state_dict(missing)):
         with pytest.raises(FileNotFoundError, match="no_such_checkpoint"):
             call()
     empty = tmp_path / "empty_run"
     empty.mkdir()
     with pytest.raises(CheckpointError, match="empty_run"):
-        load_pretrained(empty, preset="tiny")
+        load_pretrained(CausalWanModel, empty, preset="tiny")
 
 
 @pytest.mark.parametrize("name", ["broken.safetensors", "broken.pt"])
@@ -398,7 +398,7 @@ def test_corrupt_file_names_the_path(tmp_path, name):
     with pytest.raises(CheckpointError, match=name.replace(".", r"\.")):
         read_state_dict(path)
     with pytest.raises(CheckpointError, match=name.replace(".", r"\.")):
-        load_pretrained(path, preset="tiny")
+        load_pretrained(CausalWanModel, path, preset="tiny")
 
 
 def test_pickled_objects_are_refused_unless_allowed(tmp_path):

@@ -73,7 +73,7 @@ def test_mid_epoch_resume_skips_trained_batches(pairs_dir):
 
 def test_missing_or_empty_folder_names_the_command(tmp_path):
     for folder in (tmp_path / "nowhere", tmp_path):
-        with pytest.raises(ConfigError, match="python -m forcing.ode_pairs"):
+        with pytest.raises(ConfigError, match="python -m lightning_modules.ode_pairs"):
             _dm(folder)
 
 

@@ -10,9 +10,10 @@ import torch
 from datamodules.ode_pairs import ODEPairsDataModule
 from forcing.diffusion import few_step_timesteps, sigma_from_t
 from forcing.errors import ConfigError
-from forcing.ode_pairs import load_teacher, main, read_shards
+from forcing.ode_pairs import load_teacher, read_shards
 from lightning_modules.launch import launch
 from lightning_modules.ode_init import ODEInit
+from lightning_modules.ode_pairs import main
 from tests.suite.helpers import LossRecorder, compose_run, fast_overrides
 
 
@@ -88,7 +89,7 @@ def test_sampler_settings_are_the_distilled_four_step_sampler(tmp_path, pairs_di
 
 
 def test_datamodule_errors_are_one_line_config_errors(tmp_path, pairs_dir):
-    with pytest.raises(ConfigError, match="python -m forcing.ode_pairs"):
+    with pytest.raises(ConfigError, match="python -m lightning_modules.ode_pairs"):
         ODEInit.build_datamodule(compose_run("experiment=ode_init", "model=tiny"))
     with pytest.raises(ConfigError, match="world.num_frames"):
         ODEInit.build_datamodule(_cfg(tmp_path, pairs_dir, "world.num_frames=6"))

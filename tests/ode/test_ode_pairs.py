@@ -14,12 +14,12 @@ from forcing.ode_pairs import (
     GridMismatchError,
     clip_noise,
     generate_ode_pairs,
-    main,
     read_shards,
     shapes_clips,
     write_shards,
 )
 from forcing.rollout import euler_sample
+from lightning_modules.ode_pairs import main
 
 
 def test_states_lie_on_the_student_grid_and_start_at_the_noise(pairs):

@@ -1,21 +1,51 @@
-"""Section `train`: training iteration time of every experiment's paradigm on the same backbone and batch."""
+"""The benchmark with the `train` section: ``python -m lightning_modules.bench [sections...] [flags]``.
+
+Section `train`: training iteration time of every experiment's paradigm on the same backbone and
+batch. It needs the paradigms (Lightning modules) and the Hydra configs, so it lives here rather
+than in the library's :mod:`forcing.bench`, which it extends: importing this module registers the
+section next to the library's (backbone, generation, memory), and :func:`main` runs them all with
+the same flags (``python -m forcing.bench`` runs the library's sections only).
+
+    python -m lightning_modules.bench                # every section: backbone, generation, memory, train
+    python -m lightning_modules.bench train --threads 1
+    python -m lightning_modules.bench train --tiny --experiments teacher_forcing
+"""
 
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from forcing.bench.experiments import compose_config, discover_experiments
+from forcing.bench import cli
 from forcing.bench.registry import section
 from forcing.bench.timing import machine, sync
 from forcing.bench.worlds import bench_world
+from lightning_modules.artifacts import compose_experiment
+from lightning_modules.launch import paradigm_class
+from lightning_modules.validation import CONF
 
-__all__ = ["bench_train", "iteration_note", "step_timer", "time_training", "train_row"]
+__all__ = [
+    "bench_train",
+    "discover_experiments",
+    "iteration_note",
+    "main",
+    "step_timer",
+    "time_training",
+    "train_row",
+]
+
+PROG = "python -m lightning_modules.bench"
+
+
+def discover_experiments(conf_dir: Path = CONF) -> list[str]:
+    """Every experiment of `conf/experiment/*.yaml` (new paradigms appear there over time)."""
+    return sorted(p.stem for p in (conf_dir / "experiment").glob("*.yaml"))
 
 
 def step_timer(device: torch.device) -> Any:
@@ -45,8 +75,6 @@ def time_training(cfg: Any, steps: int, device: torch.device, root: Path) -> tup
     back to random weights without them are timed as such; those that cannot be built raise.
     """
     import lightning as L
-
-    from lightning_modules.launch import paradigm_class
 
     cls = paradigm_class(cfg)
     cls.validate_config(cfg)
@@ -92,8 +120,8 @@ def iteration_note(p: Any) -> str:
 def train_row(name: str, args: argparse.Namespace, device: torch.device, root: Path) -> str:
     """One markdown row: the training iteration time of experiment `name` (raises if it cannot be built)."""
     world = bench_world(args)
-    cfg = compose_config(
-        f"experiment={name}",
+    cfg = compose_experiment(
+        name,
         f"model={world.model_group}",
         f"hardware={'gpu' if device.type == 'cuda' else 'cpu'}",
         f"world.batch_size={args.train_batch}",
@@ -156,3 +184,12 @@ def bench_train(args: argparse.Namespace) -> str:
     if skipped:
         lines += ["", "Not built (noted, not timed):", *skipped]
     return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: the library's sections and `train`, run by :func:`forcing.bench.cli.main`."""
+    cli.main(argv, prog=PROG)
+
+
+if __name__ == "__main__":
+    main()
