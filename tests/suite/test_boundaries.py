@@ -24,11 +24,7 @@ LIBRARY = "forcing"
 #: what the library never imports (the Lightning side and the Hydra configs)
 UPWARD = ("lightning_modules", "callbacks", "datamodules", "conf")
 #: edges left to other parts of the redesign, each with its reason (delete when the reason is gone)
-PENDING: dict[tuple[str, str], str] = {
-    ("forcing.models.kv_cache", "forcing.models.wan"): (
-        "TYPE_CHECKING import for the annotation of KVCache.for_model, a factory that moves out of kv_cache"
-    ),
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
