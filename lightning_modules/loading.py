@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from forcing.errors import ConfigError
 from lightning_modules.base import ForcingModule
 from lightning_modules.launch import check_checkpoint_file, paradigm_class
+from lightning_modules.validation import CONF
 
 __all__ = ["WEIGHT_SOURCES", "load_module", "read_checkpoint", "resolve_checkpoint"]
 
@@ -23,6 +24,20 @@ __all__ = ["WEIGHT_SOURCES", "load_module", "read_checkpoint", "resolve_checkpoi
 #: teacher, initialised generator); the checkpoint holds the trained weights of every network, so
 #: they are cleared before building: no artifact store or Wan folder is needed to load a run.
 WEIGHT_SOURCES = ("model.pretrained", "teacher.path", "paradigm.generator_init.path", "paradigm.init_from")
+
+
+def with_objective_target(cfg: DictConfig) -> DictConfig:
+    """A run config stored before objectives named their class gets `objective._target_` from the
+    `conf/objective/` option of the same `objective.name` (no option declares it: left as is)."""
+    objective = cfg.get("objective")
+    if objective is None or "_target_" in objective:
+        return cfg
+    for option in sorted((CONF / "objective").glob("*.yaml")):
+        stored = OmegaConf.load(option)
+        if stored.get("name") == objective.get("name") and "_target_" in stored:
+            with open_dict(cfg):
+                objective._target_ = stored._target_
+    return cfg
 
 
 def resolve_checkpoint(checkpoint: str | Path) -> Path:
@@ -76,7 +91,7 @@ def load_module(checkpoint: str | Path, map_location: str | torch.device = "cpu"
     """
     path = resolve_checkpoint(checkpoint)
     ckpt = read_checkpoint(path, map_location)
-    cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
+    cfg = with_objective_target(OmegaConf.create(ckpt["hyper_parameters"]["config"]))
     for key in WEIGHT_SOURCES:
         if OmegaConf.select(cfg, key) is not None:
             OmegaConf.update(cfg, key, None)

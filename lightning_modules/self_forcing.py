@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
 from torch import Tensor
 
 from forcing.diffusion import Denoiser
@@ -30,8 +31,7 @@ from forcing.diffusion.schedule import few_step_timesteps
 from forcing.ema import ema_update
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
-from forcing.objectives import build_objective
-from forcing.objectives.base import critic_parameters
+from forcing.objectives import DistributionMatching, LossInputs, critic_parameters
 from forcing.parallel import shard_module
 from forcing.rollout import Rollout, diffusion_forcing, self_forcing
 from forcing.schedule_updates import update_plan
@@ -76,7 +76,7 @@ class SelfForcing(ForcingModule):
         self.automatic_optimization = False
         self.real_score_net: CausalWanModel | None = None
         self.critic_net: CausalWanModel | None = None
-        self.objective = None
+        self.objective: DistributionMatching | None = None
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -153,11 +153,8 @@ class SelfForcing(ForcingModule):
         self.generator = load(init_path)
         self.real_score_net = load(teacher_path).requires_grad_(False).eval()
         self.critic_net = load(teacher_path)
-        o = self.cfg.objective
-        kwargs = {k: v for k, v in OmegaConf.to_container(o, resolve=True).items() if k not in ("name", "real_guidance_scale", "t_from_exit_step")}
-        if o.name == "gan":
-            kwargs.update(dim=self.critic_net.config.dim, num_layers=self.critic_net.config.num_layers)
-        self.objective = build_objective(o.name, **kwargs)
+        # conf/objective/<name>.yaml names the class (_target_); the objective sizes its own parts to the critic
+        self.objective = instantiate(self.cfg.objective, _convert_="all").bind_critic(self.critic_net)
 
     def configure_model(self) -> None:
         """Build and shard the backbones; the objective's own heads (GAN) are sharded too so that
@@ -252,8 +249,7 @@ class SelfForcing(ForcingModule):
 
     def denoisers(self) -> tuple[Denoiser, Denoiser]:
         """Real score (bidirectional, CFG) and critic (bidirectional, no CFG)."""
-        real = Denoiser(self.real_score_net, guidance_scale=float(self.cfg.objective.real_guidance_scale),
-                        mode="bidirectional")
+        real = Denoiser(self.real_score_net, guidance_scale=self.objective.real_guidance_scale, mode="bidirectional")
         return real, Denoiser(self.critic_net, mode="bidirectional")
 
     # ------------------------------------------------------------------ the step
@@ -271,11 +267,11 @@ class SelfForcing(ForcingModule):
 
         with torch.set_grad_enabled(plan.generator_grad):
             roll = self.rollout(batch, cond.context, real, rngs)
-        exit_range = self.cfg.objective.get("t_from_exit_step")
+        exit_range = self.objective.t_from_exit_step
         t_range = roll.t_range() if exit_range else None
         if plan.generator_grad:
-            g = self.objective.generator_loss(roll.video, cond, real_score=real_score, critic=critic, real=real,
-                                              t_range=t_range, generator=self.rng(salt=5))
+            g = self.objective.generator_loss(LossInputs(roll.video, cond, critic, real_score=real_score, real=real,
+                                                         t_range=t_range, generator=self.rng(salt=5)))
             self.manual_backward(g["loss"] / accumulate)
             terms.update({f"generator_{k}" if k != "loss" else "generator_loss": v for k, v in g.items()})
             if plan.generator_step:
@@ -289,8 +285,8 @@ class SelfForcing(ForcingModule):
         if plan.generator_grad and not self.p.get("critic_reuses_rollout", False):
             critic_roll = self.critic_rollout(batch, cond.context, real)
             t_range = critic_roll.t_range() if exit_range else None
-        c = self.objective.critic_loss(critic_roll.video.detach(), cond, critic=critic, real=real, t_range=t_range,
-                                       generator=self.rng(salt=6))
+        c = self.objective.critic_loss(LossInputs(critic_roll.video.detach(), cond, critic, real=real,
+                                                  t_range=t_range, generator=self.rng(salt=6)))
         self.manual_backward(c["loss"] / accumulate)
         terms.update({f"critic_{k}" if k != "loss" else "critic_loss": v for k, v in c.items()})
         if plan.critic_step:
@@ -327,8 +323,8 @@ class SelfForcing(ForcingModule):
             roll = self.rollout(batch, cond.context, real, rngs)
         with torch.enable_grad():
             video = roll.video.detach().requires_grad_(True)
-            g = self.objective.generator_loss(video, cond, real_score=real_score, critic=critic, real=real,
-                                              generator=self.rng(salt=5, step=0))
+            g = self.objective.generator_loss(LossInputs(video, cond, critic, real_score=real_score, real=real,
+                                                         generator=self.rng(salt=5, step=0)))
         return {"loss": g["loss"].detach()}
 
     def sampler_settings(self) -> dict[str, Any]:

@@ -19,54 +19,43 @@ Stage ``dmd`` (extended DMD, eq. 2), per training batch:
    short-horizon real score and the critic every `ratio`-th iteration, the critic's loss on the
    detached window every iteration, EMA.
 
-Stage ``grpo`` (appendix A.6, eq. 7): G rollouts per prompt with the stochastic few-step sampler,
-reward = optical-flow smoothness of the decoded video (`forcing.reward`), group-normalised
-advantages, and PPO's clipped ratio objective with one ratio per trajectory (its log-probability is
-the sum of the per-step Gaussian log-probabilities), optionally regularised by the trajectory's
-closed-form KL to the frozen initial policy (`grpo.kl_weight`; Flow-GRPO's Gaussian-step KL).
-The generator starts from `generator_init` (at scale: a Self Forcing or SF++ DMD checkpoint).
+Stage ``grpo`` (appendix A.6, eq. 7): group rollouts, a smoothness reward and PPO's clipped
+objective (`lightning_modules.sfpp_grpo.GRPOStage`). The generator starts from `generator_init`
+(at scale: a Self Forcing or SF++ DMD checkpoint).
+
+What differs between the stages (networks, optimisers, the step, `val/loss`, the step count and
+config checks) lives in a `Stage` object chosen once from `paradigm.stage` (`STAGES`); the module
+delegates to it and never branches on the stage.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import Tensor
 
-from forcing.ema import ema_update
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
-from forcing.objectives.grpo import (
-    REDUCTIONS,
-    clip_fraction,
-    group_advantages,
-    grpo_logprob_weights,
-    grpo_loss,
-    trajectory_logprob,
-)
-from forcing.reward import REWARDS, flow_smoothness_reward
 from forcing.rollout import (
     BACKWARD_NOISE,
     WINDOW_SAMPLING,
-    Trajectory,
     WindowRollout,
     drawn_noise,
-    policy_logprobs,
     rollout_frames_at,
-    sample_trajectory,
     sample_window_start,
     sliced_noise,
     stream_rollout,
     window_rollout,
 )
-from forcing.schedule_updates import update_plan
-from lightning_modules.base import ForcingModule, build_backbone
+from lightning_modules.base import ForcingModule
 from lightning_modules.self_forcing import SelfForcing
+from lightning_modules.sfpp_grpo import GRPOStage
+from lightning_modules.sfpp_stage import DMDStage, Stage
 
-STAGES = ("dmd", "grpo")
+#: `paradigm.stage` -> the strategy holding what differs between the stages
+STAGES: dict[str, type[Stage]] = {"dmd": DMDStage, "grpo": GRPOStage}
 #: clean: finished blocks re-run at context_t write clean K/V (Alg. 1/2) | noisy: the cache keeps
 #: each block's last noisy K/V (the noisy-KV-cache ablation)
 CONTEXT_CACHES = ("clean", "noisy")
@@ -79,23 +68,22 @@ class SelfForcingPP(SelfForcing):
 
     @classmethod
     def optimizer_steps(cls, cfg: DictConfig, iterations: int) -> int:
-        """DMD: Self Forcing's count; GRPO: `grpo.updates_per_batch` generator steps per iteration."""
-        if cfg.paradigm.stage != "grpo":
-            return super().optimizer_steps(cfg, iterations)
-        return iterations if iterations < 0 else iterations * int(cfg.paradigm.grpo.updates_per_batch)
+        """The stage's count (`Stage.optimizer_steps`)."""
+        return STAGES[cfg.paradigm.stage].optimizer_steps(cfg, iterations)
 
     def __init__(self, cfg: DictConfig | dict) -> None:
         super().__init__(cfg)
         self.reference_net: CausalWanModel | None = None
         self.last_window: tuple[int, int, int] = (0, 0, 0)  # (N, window start, noise step) of the latest rollout
+        self.stage: Stage = STAGES[self.p.stage](self)
 
     # ------------------------------------------------------------------ config
     @classmethod
     def validate_config(cls, cfg: DictConfig) -> None:
-        """Self Forcing's checks plus the rollout length, window, backward noise and GRPO options."""
+        """Self Forcing's checks plus the rollout length, window and backward noise, then the stage's."""
         super().validate_config(cfg)
         p, horizon, fpb = cfg.paradigm, int(cfg.world.num_frames), int(cfg.paradigm.frames_per_block)
-        choices = {"stage": STAGES, "window_sampling": WINDOW_SAMPLING, "backward_noise": BACKWARD_NOISE,
+        choices = {"stage": tuple(STAGES), "window_sampling": WINDOW_SAMPLING, "backward_noise": BACKWARD_NOISE,
                    "rollout": ("self",), "context_cache": CONTEXT_CACHES}
         for key, allowed in choices.items():
             if p[key] not in allowed:
@@ -109,61 +97,33 @@ class SelfForcingPP(SelfForcing):
             raise ConfigError(f"paradigm.rollout_frames_start={first} is not in [{horizon}, {frames}]")
         if int(p.rollout_schedule_steps) < 0:
             raise ConfigError("paradigm.rollout_schedule_steps must be >= 0")
-        if p.stage == "grpo" and p.context_cache != "clean":
-            raise ConfigError("paradigm.context_cache=noisy is an extended-DMD ablation: the GRPO stage needs clean")
-        if p.stage == "grpo":
-            cls._validate_grpo(cfg)
+        STAGES[p.stage].validate_config(cfg)
 
-    @classmethod
-    def _validate_grpo(cls, cfg: DictConfig) -> None:
-        g, fpb = cfg.paradigm.grpo, int(cfg.paradigm.frames_per_block)
-        if int(g.group_size) < 2:
-            raise ConfigError(f"paradigm.grpo.group_size={g.group_size} must be >= 2 (advantages are per group)")
-        if len(cfg.paradigm.denoising_steps) < 2:
-            raise ConfigError("GRPO needs a stochastic sampler: paradigm.denoising_steps needs >= 2 steps")
-        if float(g.clip_eps) <= 0 or float(g.kl_weight) < 0 or int(g.updates_per_batch) < 1:
-            raise ConfigError("paradigm.grpo needs clip_eps > 0, kl_weight >= 0 and updates_per_batch >= 1")
-        if g.logprob_reduce not in REDUCTIONS or g.reward not in REWARDS:
-            raise ConfigError(f"paradigm.grpo.logprob_reduce in {REDUCTIONS}, paradigm.grpo.reward in {REWARDS}")
-        if int(g.updates_per_batch) > 1 and int(cfg.trainer.accumulate_grad_batches) > 1:
-            raise ConfigError("paradigm.grpo.updates_per_batch > 1 cannot be combined with gradient accumulation")
-        frames = g.get("rollout_frames")
-        if frames is not None and (int(frames) % fpb or int(frames) < 4):
-            raise ConfigError(f"paradigm.grpo.rollout_frames={frames} must be a multiple of {fpb} and >= 4")
-
-    # ------------------------------------------------------------------ networks
+    # ------------------------------------------------------------------ the stage's parts
     def build_networks(self) -> None:
-        """DMD: Self Forcing's networks. GRPO: the generator and, with a KL weight, a frozen copy of
-        it as the reference policy (no real score, no critic)."""
-        if self.p.stage != "grpo":
-            super().build_networks()
-            return
-        path = self.p.generator_init.get("path") or self.cfg.teacher.get("path")
-        overrides = OmegaConf.to_container(self.cfg.model.overrides, resolve=True)
-        self.generator = (build_backbone(self.cfg.model) if path is None
-                          else CausalWanModel.from_pretrained(path, preset=self.cfg.model.preset, **overrides))
-        if float(self.p.grpo.kl_weight) > 0:
-            self.reference_net = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        """The stage's networks (DMD: Self Forcing's; GRPO: the generator and its reference copy)."""
+        self.stage.build_networks()
 
     def configure_model(self) -> None:
-        """DMD: Self Forcing's; GRPO: the shared build and sharding only (no objective heads)."""
-        if self.p.stage != "grpo":
-            super().configure_model()
-        elif self.generator is None:
-            ForcingModule.configure_model(self)
+        """The stage's build and sharding."""
+        self.stage.configure_model()
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """The stage's optimisers (DMD: generator and critic; GRPO: the generator's)."""
+        return self.stage.configure_optimizers()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """The stage's step (DMD: Self Forcing's on the window; GRPO: group rollouts and clipped updates)."""
+        return self.stage.training_step(batch, batch_idx)
+
+    def loss_terms(self, batch: dict[str, Any], rngs: list) -> dict[str, Tensor]:
+        """The stage's `val/loss` (DMD: the objective's generator loss; GRPO: minus the mean reward)."""
+        return self.stage.loss_terms(batch, rngs)
 
     def backbones(self) -> list[CausalWanModel]:
         """Every network this stage built (GRPO has no real score or critic)."""
         nets = (*ForcingModule.backbones(self), self.real_score_net, self.critic_net, self.reference_net)
         return [n for n in nets if n is not None]
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        """DMD: generator and critic (Self Forcing); GRPO: the generator's AdamW only."""
-        if self.p.stage != "grpo":
-            return super().configure_optimizers()
-        o = self.cfg.optim
-        return [torch.optim.AdamW([p for p in self.generator.parameters() if p.requires_grad], lr=float(o.lr),
-                                  betas=tuple(o.betas), weight_decay=float(o.weight_decay), eps=float(o.eps))]
 
     # ------------------------------------------------------------------ the long rollout
     def cache_frames(self) -> int:
@@ -216,108 +176,7 @@ class SelfForcingPP(SelfForcing):
         self.last_window = (frames, start, roll.noise_step)
         return roll
 
-    # ------------------------------------------------------------------ the step
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """DMD: Self Forcing's step on the window (+ `train/rollout_frames`, `train/window_start`,
-        `train/backward_noise_t`); GRPO: `grpo_step`."""
-        if self.p.stage == "grpo":
-            return self.grpo_step(batch)
-        loss = super().training_step(batch, batch_idx)
-        frames, start, noise_step = self.last_window
-        self.log("train/rollout_frames", float(frames), batch_size=1)
-        self.log("train/window_start", float(start), batch_size=1)
-        self.log("train/backward_noise_t", float(self.grid()[noise_step]), batch_size=1)
-        return loss
-
-    # ------------------------------------------------------------------ GRPO (A.6, eq. 7)
-    def sample_group(self, context: Tensor, rngs: list[torch.Generator]) -> Trajectory:
-        """The sampling policy's rollouts (no grad), states and log-probs kept on CPU."""
-        frames = self.p.grpo.get("rollout_frames")
-        return sample_trajectory(
-            self.generator, context, self.block_noise(rngs),
-            num_frames=int(frames) if frames is not None else int(self.p.rollout_frames),
-            frames_per_block=int(self.p.frames_per_block), timesteps=self.grid(), cache_frames=self.cache_frames(),
-            context_t=float(self.p.context_t), generator=self.rng(salt=4), reduce=str(self.p.grpo.logprob_reduce),
-            store="cpu",
-        )
-
-    def reward(self, latents: Tensor) -> Tensor:
-        """Optical-flow smoothness of the decoded videos: [B] float64 on CPU."""
-        flow = OmegaConf.to_container(self.p.grpo.flow, resolve=True)
-        return flow_smoothness_reward(self.decode_video(latents.to(self.device)), kind=str(self.p.grpo.reward), **flow)
-
-    def grpo_update(self, context: Tensor, traj: Trajectory, advantages: Tensor, scale: float,
-                    fresh: bool = False) -> dict[str, Tensor]:
-        """Backpropagate eq. 7 (+ beta KL) block by block; returns the totals.
-
-        One PPO ratio per trajectory, r = exp(sum over its steps of log pi_theta - log pi_old), so
-        every block's log-probability is needed before any block's gradient: a no-grad replay gives
-        them (skipped when `fresh`: the policy is still the sampling one, r = 1), their weights
-        d loss / d log pi(tau) (`grpo_logprob_weights`) then scale the grad replay, block by block.
-        """
-        g = self.p.grpo
-        clip, beta, batch = float(g.clip_eps), float(g.kl_weight), advantages.numel()
-        old = trajectory_logprob(traj.logp_old).to(self.device)  # log pi_old(tau) = sum over its steps
-        kw = {"cache_frames": self.cache_frames(), "context_t": float(self.p.context_t),
-              "reduce": str(g.logprob_reduce)}
-        if fresh:
-            new = old
-        else:
-            with torch.no_grad():
-                new = torch.stack([part.logp for part in policy_logprobs(self.generator, context, traj, **kw)], 1)
-        weights = grpo_logprob_weights(new, old, advantages, clip)  # d loss / d log pi_theta(tau)
-        replay, kl_total = [], 0.0
-        reference = self.reference_net if beta > 0 else None
-        for part in policy_logprobs(self.generator, context, traj, reference=reference, **kw):
-            loss = (weights * part.logp.sum(1)).sum()  # eq. 7's gradient through this block's steps
-            if part.kl is not None:  # KL of the trajectory: sum over its steps, mean over trajectories
-                kl = part.kl.sum() / batch
-                loss = loss + beta * kl
-                kl_total += float(kl.detach())
-            self.manual_backward(loss * scale)
-            replay.append(part.logp.detach())
-        current = trajectory_logprob(torch.stack(replay, 1))
-        objective = float(grpo_loss(new, old, advantages, clip))
-        return {"loss": torch.tensor(objective + beta * kl_total), "kl": torch.tensor(kl_total),
-                "clip_fraction": clip_fraction(current, old, clip).float(),
-                "log_ratio": (current - old).mean().float()}
-
-    def grpo_step(self, batch: dict[str, Any]) -> Tensor:
-        """G rollouts per prompt, rewards, group advantages, `updates_per_batch` clipped updates."""
-        g = self.p.grpo
-        size, accumulate = int(g.group_size), int(self.cfg.trainer.accumulate_grad_batches)
-        plan = update_plan(self.step_index(), 1, accumulate)
-        seeds = [int(s) for s in batch["seed"].tolist()]
-        prompts = [p for p in batch["prompt"] for _ in range(size)]
-        rngs = [self.rng(salt=0, key=seed * size + i) for seed in seeds for i in range(size)]
-        cond = self.condition(prompts)
-        traj = self.sample_group(cond.context, rngs)
-        rewards = self.reward(traj.video)
-        advantages = group_advantages(rewards, size).to(self.device)
-        opts = self.optimizers()
-        opt = opts[0] if isinstance(opts, list) else opts
-        terms: dict[str, Tensor] = {}
-        for update in range(int(g.updates_per_batch)):
-            terms = self.grpo_update(cond.context, traj, advantages, scale=1.0 / accumulate, fresh=update == 0)
-            if plan.critic_step:  # the iteration's last batch
-                self.step_optimizer(opt, self.generator.parameters(), "generator")
-                if self.generator_ema is not None:
-                    ema_update(self.generator_ema, self.generator, float(self.p.ema_decay),
-                               step=plan.iteration, start_step=int(self.p.ema_start))
-        terms.update(reward=rewards.mean(), reward_std=rewards.std(unbiased=False),
-                     rollout_frames=torch.tensor(float(traj.video.shape[2])))
-        self.log_train(terms, batch_size=len(prompts))
-        return terms["loss"]
-
-    # ------------------------------------------------------------------ evaluation and sampling
-    def loss_terms(self, batch: dict[str, Any], rngs: list) -> dict[str, Tensor]:
-        """`val/loss`: DMD: Self Forcing's (on a window); GRPO: minus the mean reward of one rollout per prompt."""
-        if self.p.stage != "grpo":
-            return super().loss_terms(batch, rngs)
-        cond = self.condition(batch["prompt"])
-        traj = self.sample_group(cond.context, rngs)
-        return {"loss": -self.reward(traj.video).mean().float()}
-
+    # ------------------------------------------------------------------ sampling
     def sample(self, prompts: list[str], num_frames: int, seed: int = 0) -> Tensor:
         """Inference as in training: the rolling cache of `cache_frames()` frames, any length."""
         return self.stream(prompts, num_frames, seed, cache_frames=self.cache_frames())

@@ -3,13 +3,16 @@
 Three declarative tables say what a valid config is: `RANGES` (the range of every numeric value,
 checked element-wise for lists), `CHOICES` (the names a key may take, listed in the error) and
 `PATHS` (weights and data folders that must exist when given). Keys a paradigm does not have are
-skipped. `validate_run(cfg)` raises the first violation as a one-line `ConfigError`;
+skipped. `check_objective` checks `objective._target_` and its keys against the class that
+`hydra.utils.instantiate` will build. `validate_run(cfg)` raises the first violation as a one-line
+`ConfigError`;
 `check_group_options(args)` refuses an unknown config-group option (`hardware=quantum`) on the
 command line before Hydra composes (Hydra's own report is a multi-line exit 1).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,9 +164,8 @@ def _presets() -> list[str]:
 
 
 def _objectives() -> list[str]:
-    from forcing.objectives import OBJECTIVES
-
-    return ["fm", *sorted(OBJECTIVES)]
+    """The names the options of `conf/objective/` declare (`objective.name`)."""
+    return sorted(str(OmegaConf.load(option).name) for option in (CONF / "objective").glob("*.yaml"))
 
 
 #: spatial stride of each codec kind (`world.codec.spatial_stride` overrides it), known without weights
@@ -254,6 +256,43 @@ def spatial_multiple(cfg: DictConfig) -> tuple[int, str]:
     return patch_h * stride, why
 
 
+def keyword_parameters(cls: type) -> set[str] | None:
+    """The keywords `cls(...)` accepts, following `**kwargs` up its bases; None when any is accepted."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(klass.__init__).parameters.values())[1:]  # past self
+        names.update(p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
+def check_objective(cfg: DictConfig) -> None:
+    """`objective._target_` (when set) names a `DistributionMatching` class that takes every other
+    key of `objective` as a keyword (what `hydra.utils.instantiate` will pass it)."""
+    from hydra.utils import get_class
+
+    from forcing.objectives import DistributionMatching
+
+    target = select(cfg, "objective._target_")
+    if target is _ABSENT:
+        return
+    try:
+        cls = get_class(str(target))
+    except Exception as err:  # noqa: BLE001 - any import failure is a config error here
+        raise ConfigError(f"objective._target_={target!r} cannot be imported: {err}".splitlines()[0]) from err
+    if not (isinstance(cls, type) and issubclass(cls, DistributionMatching)):
+        raise ConfigError(f"objective._target_={target!r} is not a DistributionMatching objective")
+    accepted = keyword_parameters(cls)
+    unknown = sorted(k for k in cfg.objective if not str(k).startswith("_") and k not in (accepted or ()))
+    if accepted is not None and unknown:
+        raise ConfigError(
+            f"objective.{unknown[0]} is not a setting of {target} (it takes: {', '.join(sorted(accepted))})"
+        )
+
+
 def check_shapes(cfg: DictConfig) -> None:
     """Height and width divide by the patch times the codec's stride; the global batch divides over
     the ranks and accumulated micro-batches; the evaluation window holds a
@@ -293,6 +332,7 @@ def check_paths(cfg: DictConfig) -> None:
 def validate_run(cfg: DictConfig) -> None:
     """Raise `ConfigError` (one line) for the first bad value of `cfg`: names, ranges, shapes, paths."""
     check_choices(cfg)
+    check_objective(cfg)
     check_ranges(cfg)
     check_shapes(cfg)
     check_paths(cfg)

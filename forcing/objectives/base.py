@@ -1,22 +1,24 @@
 """The interface shared by the distribution-matching objectives (DMD, SiD, GAN) and helpers they use.
 
-An objective knows no paradigm: it receives the generated video ``x_gen [B, C, F, H, W]``, the
-:class:`~forcing.diffusion.Conditioning`, the frozen real score and the critic as
-:class:`~forcing.diffusion.Denoiser` s, and returns a dict with ``loss`` plus detached named terms.
+An objective knows no paradigm: it receives :class:`~forcing.objectives.inputs.LossInputs` (the
+generated video ``x_gen [B, C, F, H, W]``, the :class:`~forcing.diffusion.Conditioning`, the frozen
+real score and the critic as :class:`~forcing.diffusion.Denoiser` s, ...) and returns a dict with
+``loss`` plus detached named terms. Paradigms build objectives from ``conf/objective/*.yaml`` with
+``hydra.utils.instantiate`` (each option names its class as ``_target_``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from dataclasses import replace
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from ..diffusion.guidance import Conditioning, Denoiser
+from ..diffusion.guidance import Denoiser
 from ..diffusion.schedule import sample_training_t
-
-TRange = tuple[Any, Any] | None
+from .inputs import LossInputs, NoiseDraw, TRange
 
 
 def input_gradient_loss(
@@ -49,7 +51,11 @@ def logged(terms: dict[str, Tensor | float]) -> dict[str, Tensor]:
 
 
 class DistributionMatching(nn.Module):
-    """Base class: timestep sampling and the ``generator_loss`` / ``critic_loss`` interface.
+    """Base class: timestep sampling and the ``generator_loss`` / ``critic_loss`` template methods.
+
+    Each loss draws the critic timesteps ``t`` and then the noise of ``x_gen`` from
+    ``inputs.generator`` (in this order, :meth:`draw`), hands them to the subclass's
+    :meth:`generator_terms` / :meth:`critic_terms` and logs ``generator_t`` / ``critic_t``.
 
     Timesteps: per sample (shared over frames unless ``per_frame``), integer-uniform in
     ``[0, 1000)``, shifted by ``shift`` and clamped to ``[min_t, max_t]`` (Self Forcing's DMD, REFERENCE
@@ -57,22 +63,41 @@ class DistributionMatching(nn.Module):
     A ``t_range=(lo, hi)`` (either order; floats or ``[B]`` tensors, already in shifted-t space, e.g.
     the exit step's interval between adjacent few-step grid points) replaces that: t ~ U[lo, hi] intersected with ``[min_t, max_t]``, no shift.
 
-    Class attributes let a paradigm validate compatibility: ``requires_real_data`` (the critic loss
-    needs real videos) and ``critic_kind`` (``"score"``: the critic is a fake-score denoiser trained
-    by flow matching; ``"discriminator"``: the critic trunk plus heads owned by the objective).
+    Settings a paradigm reads: ``real_guidance_scale`` (the CFG of the real score it builds),
+    ``t_from_exit_step`` (pass the exit step's interval as ``t_range``) and ``name`` (the config's
+    label). Class attributes let a paradigm validate compatibility: ``requires_real_data`` (the
+    critic loss needs real videos) and ``critic_kind`` (``"score"``: the critic is a fake-score
+    denoiser trained by flow matching; ``"discriminator"``: the critic trunk plus heads owned by the
+    objective, built by :meth:`bind_critic`).
     """
 
     requires_real_data: ClassVar[bool] = False
     critic_kind: ClassVar[str] = "score"
 
     def __init__(
-        self, shift: float = 5.0, min_t: float = 20.0, max_t: float = 980.0, per_frame: bool = False
+        self,
+        shift: float = 5.0,
+        min_t: float = 20.0,
+        max_t: float = 980.0,
+        per_frame: bool = False,
+        *,
+        name: str = "",
+        real_guidance_scale: float = 1.0,
+        t_from_exit_step: bool = False,
     ):
         super().__init__()
         self.shift = float(shift)
         self.min_t = float(min_t)
         self.max_t = float(max_t)
         self.per_frame = bool(per_frame)
+        self.name = str(name)
+        self.real_guidance_scale = float(real_guidance_scale)
+        self.t_from_exit_step = bool(t_from_exit_step)
+
+    def bind_critic(self, critic: nn.Module) -> DistributionMatching:
+        """Build what the objective owns that depends on the critic network (once, right after the
+        critic is built; default: nothing). Returns ``self``."""
+        return self
 
     def sample_t(self, x: Tensor, t_range: TRange = None, generator: torch.Generator | None = None) -> Tensor:
         """Critic / score timesteps for a ``[B, C, F, H, W]`` batch: ``[B]`` (or ``[B, F]`` if per_frame)."""
@@ -91,40 +116,30 @@ class DistributionMatching(nn.Module):
         """Gaussian noise shaped like ``x`` (``generator`` on ``x``'s device)."""
         return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
-    def generator_loss(
-        self,
-        x_gen: Tensor,
-        cond: Conditioning,
-        *,
-        real_score: Denoiser,
-        critic: Denoiser,
-        real: Tensor | None = None,
-        t_range: TRange = None,
-        generator: torch.Generator | None = None,
-    ) -> dict[str, Tensor]:
-        """Loss whose gradient reaches only ``x_gen`` (and so the generator); never the critic or teacher."""
+    def draw(self, inputs: LossInputs) -> NoiseDraw:
+        """The loss's timesteps, then the noise of ``inputs.x_gen``, from ``inputs.generator``."""
+        t = self.sample_t(inputs.x_gen, inputs.t_range, inputs.generator)
+        return NoiseDraw(t, self.noise_like(inputs.x_gen, inputs.generator))
+
+    def generator_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        """Loss whose gradient reaches only ``inputs.x_gen`` (and so the generator); never the critic
+        or teacher. Returns ``loss`` plus detached named terms."""
+        draw = self.draw(inputs)
+        return logged({**self.generator_terms(inputs, draw), "generator_t": draw.t.float().mean()})
+
+    def critic_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        """Loss for the critic (and the objective's own heads) on ``sg[inputs.x_gen]``."""
+        inputs = replace(inputs, x_gen=inputs.x_gen.detach())
+        draw = self.draw(inputs)
+        return logged({**self.critic_terms(inputs, draw), "critic_t": draw.t.float().mean()})
+
+    def generator_terms(self, inputs: LossInputs, draw: NoiseDraw) -> dict[str, Tensor | float]:
+        """The generator's ``loss`` and named terms at the drawn ``t`` and noise (subclass hook)."""
         raise NotImplementedError
 
-    def critic_loss(
-        self,
-        x_gen: Tensor,
-        cond: Conditioning,
-        *,
-        critic: Denoiser,
-        real: Tensor | None = None,
-        t_range: TRange = None,
-        generator: torch.Generator | None = None,
-    ) -> dict[str, Tensor]:
-        """Loss for the critic (and the objective's own heads); ``x_gen`` is detached inside."""
+    def critic_terms(self, inputs: LossInputs, draw: NoiseDraw) -> dict[str, Tensor | float]:
+        """The critic's ``loss`` and named terms on the detached ``inputs.x_gen`` (subclass hook)."""
         raise NotImplementedError
-
-    def check_real(self, real: Tensor | None, x_gen: Tensor) -> Tensor:
-        """Validate the real batch the objective needs."""
-        if real is None:
-            raise ValueError(f"{type(self).__name__} needs real videos: pass real=...")
-        if real.shape != x_gen.shape:
-            raise ValueError(f"real {tuple(real.shape)} and generated {tuple(x_gen.shape)} shapes differ")
-        return real
 
 
 def critic_parameters(objective: nn.Module, critic: Denoiser | nn.Module) -> Iterable[nn.Parameter]:

@@ -6,10 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..diffusion.flow import add_noise, sigma_from_t
-from ..diffusion.guidance import Conditioning, Denoiser
-from .base import TRange, logged
 from .fake_score import ScoreDistillation
+from .inputs import LossInputs, NoiseDraw
 
 
 def dmd_gradient(x: Tensor, f_fake: Tensor, f_real: Tensor) -> tuple[Tensor, Tensor]:
@@ -31,32 +29,14 @@ class DMD(ScoreDistillation):
     the real score's CFG is set on its :class:`Denoiser`. Critic: fake-score flow matching.
     """
 
-    def generator_loss(
-        self,
-        x_gen: Tensor,
-        cond: Conditioning,
-        *,
-        real_score: Denoiser,
-        critic: Denoiser,
-        real: Tensor | None = None,
-        t_range: TRange = None,
-        generator: torch.Generator | None = None,
-    ) -> dict[str, Tensor]:
+    def generator_terms(self, inputs: LossInputs, draw: NoiseDraw) -> dict[str, Tensor]:
         """DMD loss on the generated video ``x_gen [B, C, F, H, W]`` (``real`` is unused)."""
-        t = self.sample_t(x_gen, t_range, generator)
-        noise = self.noise_like(x_gen, generator)
+        x_gen, t = inputs.x_gen, draw.t
         with torch.no_grad():
-            x_t = add_noise(x_gen.detach(), noise, sigma_from_t(t))  # x_t = (1 - sigma) x + sigma eps
-            f_fake = critic.x0(x_t, t, cond)
-            f_real = real_score.x0(x_t, t, cond)
+            x_t = draw.noised(x_gen.detach())
+            f_fake = inputs.critic.x0(x_t, t, inputs.cond)
+            f_real = inputs.require_real_score().x0(x_t, t, inputs.cond)
             grad, normaliser = dmd_gradient(x_gen.detach(), f_fake, f_real)
         x = x_gen.double()
         loss = 0.5 * F.mse_loss(x, (x - grad).detach(), reduction="mean")  # 0.5 ||x - sg[x - grad]||^2
-        return logged(
-            {
-                "loss": loss,
-                "dmd_grad_abs": grad.abs().mean(),
-                "dmd_normaliser": normaliser.mean(),
-                "generator_t": t.float().mean(),
-            }
-        )
+        return {"loss": loss, "dmd_grad_abs": grad.abs().mean(), "dmd_normaliser": normaliser.mean()}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from ..diffusion.guidance import Conditioning, Denoiser
-from .base import DistributionMatching, TRange, logged
+from .base import DistributionMatching
 from .flow_matching import flow_matching_loss
+from .inputs import LossInputs, NoiseDraw
 
 
 class ScoreDistillation(DistributionMatching):
@@ -15,19 +14,7 @@ class ScoreDistillation(DistributionMatching):
 
     critic_kind = "score"
 
-    def critic_loss(
-        self,
-        x_gen: Tensor,
-        cond: Conditioning,
-        *,
-        critic: Denoiser,
-        real: Tensor | None = None,
-        t_range: TRange = None,
-        generator: torch.Generator | None = None,
-    ) -> dict[str, Tensor]:
+    def critic_terms(self, inputs: LossInputs, draw: NoiseDraw) -> dict[str, Tensor]:
         """Flow-matching loss of the fake score on ``sg[x_gen]`` (``real`` is unused)."""
-        x = x_gen.detach()
-        t = self.sample_t(x, t_range, generator)
-        noise = self.noise_like(x, generator)
-        loss = flow_matching_loss(critic, x, t, noise, cond)  # ||v_fake(x_t, t) - (eps - x)||^2
-        return logged({"loss": loss, "critic_t": t.float().mean()})
+        loss = flow_matching_loss(inputs.critic, inputs.x_gen, draw.t, draw.noise, inputs.cond)  # ||v_fake(x_t, t) - (eps - x)||^2
+        return {"loss": loss}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from ..diffusion.flow import add_noise, sigma_from_t
-from ..diffusion.guidance import Conditioning, Denoiser
-from .base import TRange, input_gradient_loss, logged
+from .base import input_gradient_loss
 from .fake_score import ScoreDistillation
+from .inputs import LossInputs, NoiseDraw
 
 
 class SiD(ScoreDistillation):
@@ -21,27 +22,16 @@ class SiD(ScoreDistillation):
     Critic: fake-score flow matching (as DMD).
     """
 
-    def __init__(self, alpha: float = 1.0, **kwargs):
+    def __init__(self, alpha: float = 1.0, **kwargs: Any):
         super().__init__(**kwargs)
         self.alpha = float(alpha)
 
-    def generator_loss(
-        self,
-        x_gen: Tensor,
-        cond: Conditioning,
-        *,
-        real_score: Denoiser,
-        critic: Denoiser,
-        real: Tensor | None = None,
-        t_range: TRange = None,
-        generator: torch.Generator | None = None,
-    ) -> dict[str, Tensor]:
+    def generator_terms(self, inputs: LossInputs, draw: NoiseDraw) -> dict[str, Tensor]:
         """SiD loss on the generated video ``x_gen [B, C, F, H, W]`` (``real`` is unused)."""
-        t = self.sample_t(x_gen, t_range, generator)
-        noise = self.noise_like(x_gen, generator)
+        critic, real_score, cond, t = inputs.critic, inputs.require_real_score(), inputs.cond, draw.t
 
         def sid(x_in: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-            x_t = add_noise(x_in, noise, sigma_from_t(t))  # with grad: x_t = (1 - sigma) x + sigma eps
+            x_t = draw.noised(x_in)  # with grad w.r.t. x_in
             f_fake = critic.x0(x_t, t, cond).double()
             f_real = real_score.x0(x_t, t, cond).double()
             x = x_in.double()
@@ -53,11 +43,5 @@ class SiD(ScoreDistillation):
             terms = {"sid_score_gap": diff.detach().abs().mean(), "sid_normaliser": normaliser.mean()}
             return torch.nan_to_num(elem / normaliser).mean(), terms
 
-        loss, terms = input_gradient_loss(sid, x_gen)
-        return logged(
-            {
-                "loss": loss,
-                **terms,
-                "generator_t": t.float().mean(),
-            }
-        )
+        loss, terms = input_gradient_loss(sid, inputs.x_gen)
+        return {"loss": loss, **terms}

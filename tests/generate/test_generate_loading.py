@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import open_dict
 
 from forcing.errors import ConfigError
-from lightning_modules.loading import load_module
+from lightning_modules.loading import load_module, with_objective_target
 from lightning_modules.teacher_forcing import TeacherForcing
+from tests.suite.helpers import compose_run
 
 
 def test_loads_run_directory_strictly_in_eval_mode(tf_run) -> None:
@@ -77,3 +79,13 @@ def test_initial_weight_sources_are_not_needed(tf_run, tmp_path) -> None:
     torch.testing.assert_close(
         module.generator.head.head.weight, ckpt["state_dict"]["generator.head.head.weight"]
     )
+
+
+def test_a_config_stored_before_objective_targets_gets_its_class() -> None:
+    """Checkpoints written before `objective._target_` existed still build their objective."""
+    cfg = compose_run("experiment=self_forcing_gan")
+    with open_dict(cfg):
+        del cfg.objective["_target_"]
+    assert with_objective_target(cfg).objective._target_ == "forcing.objectives.GANObjective"
+    plain = compose_run("experiment=teacher_forcing")  # objective fm: no option declares a class
+    assert "_target_" not in with_objective_target(plain).objective

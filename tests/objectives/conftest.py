@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from forcing.diffusion import expand_sigma, sigma_from_t
+from forcing.objectives import DistributionMatching
+
+OBJECTIVE_CONF = Path(__file__).resolve().parents[2] / "conf" / "objective"
+
+
+def objective_from_config(name: str, critic_net: nn.Module, **overrides) -> DistributionMatching:
+    """The objective of `conf/objective/<name>.yaml` as a paradigm builds it: instantiated from its
+    `_target_` (keys overridden by `overrides`), then bound to the critic network."""
+    cfg = OmegaConf.merge(OmegaConf.load(OBJECTIVE_CONF / f"{name}.yaml"), overrides)
+    return instantiate(cfg, _convert_="all").bind_critic(critic_net)
 
 
 class ToyBackbone(nn.Module):
@@ -37,6 +51,7 @@ class ToyBackbone(nn.Module):
             for p in self.parameters():
                 p.copy_(torch.randn(p.shape, generator=g) * 0.5)
         self.dim, self.num_layers = dim, num_layers
+        self.config = SimpleNamespace(dim=dim, num_layers=num_layers)  # as CausalWanModel.config
 
     def forward(self, x, t, context, mode="bidirectional", return_hidden=(), **kwargs):
         b, c, f, h, w = x.shape
@@ -88,3 +103,9 @@ class ToyGenerator(nn.Module):
 def toys():
     """Namespace of the toy classes."""
     return type("Toys", (), {"Backbone": ToyBackbone, "X0Model": X0Model, "Generator": ToyGenerator})
+
+
+@pytest.fixture
+def from_config() -> Callable[..., DistributionMatching]:
+    """:func:`objective_from_config`: a `conf/objective/` option built as a paradigm builds it."""
+    return objective_from_config

@@ -5,9 +5,11 @@ import torch
 
 from forcing.diffusion import Conditioning, Denoiser
 from forcing.objectives import (
+    DMD,
     DiscriminatorHeads,
     GANObjective,
-    build_objective,
+    LossInputs,
+    SiD,
     default_tap_blocks,
     finite_difference_penalty,
     relativistic_loss,
@@ -18,20 +20,27 @@ def _setup(toys, b=2):
     gen, critic_net = toys.Generator(), toys.Backbone(num_layers=4, seed=1)
     cond = Conditioning(torch.randn(b, 5, 4))
     z, real = torch.randn(b, 2, 3, 2, 2), torch.randn(b, 2, 3, 2, 2)
-    obj = GANObjective(dim=critic_net.dim, num_layers=4, num_registers=2)
+    obj = GANObjective(num_registers=2).bind_critic(critic_net)
     return obj, gen, critic_net, cond, z, real
 
 
-def test_tap_blocks_default_and_registry():
+def test_tap_blocks_default_and_config(toys, from_config):
     assert default_tap_blocks(30) == (13, 21, 29)
     assert default_tap_blocks(4) == (1, 2, 3)
     assert default_tap_blocks(40)[-1] == 39 and len(default_tap_blocks(40)) == 3
-    obj = build_objective("gan", dim=8, num_layers=4)
+    critic_net = toys.Backbone(dim=8, num_layers=4)
+    obj = from_config("gan", critic_net)
     assert isinstance(obj, GANObjective) and obj.tap_blocks == (1, 2, 3)
+    assert obj.heads.registers.shape[-1] == 8 and obj.num_registers == 4  # sized to the critic by bind_critic
     assert obj.requires_real_data and obj.critic_kind == "discriminator"
-    assert not build_objective("dmd").requires_real_data and build_objective("sid").critic_kind == "score"
-    with pytest.raises(ValueError):
-        build_objective("nope")
+    assert (obj.name, obj.t_from_exit_step, obj.real_guidance_scale, obj.r_lambda) == ("gan", True, 1.0, 30.0)
+    assert from_config("gan", critic_net, tap_blocks=[0, 3]).tap_blocks == (0, 3)
+    dmd, sid = from_config("dmd", critic_net), from_config("sid", critic_net, alpha=0.5)
+    assert type(dmd) is DMD and not dmd.requires_real_data and dmd.real_guidance_scale == 4.0
+    assert type(sid) is SiD and sid.critic_kind == "score" and sid.alpha == 0.5
+    assert not any(True for _ in dmd.parameters())  # bind_critic builds nothing for a score critic
+    with pytest.raises(RuntimeError, match="bind_critic"):
+        GANObjective().discriminate(None, [torch.zeros(1)], torch.zeros(1), None)
 
 
 def test_relativistic_sign():
@@ -51,17 +60,17 @@ def test_objective_orientation(toys, monkeypatch):
         return [real_logit if x.data_ptr() == id_real[0] else fake_logit for x in xs]
 
     id_real = [None]
-    orig = obj._noisy_pair
+    orig = obj.noisy_pair
 
     def noisy_pair(*a, **k):
-        t, fake_t, real_t = orig(*a, **k)
+        fake_t, real_t = orig(*a, **k)
         id_real[0] = real_t.data_ptr()
-        return t, fake_t, real_t
+        return fake_t, real_t
 
-    monkeypatch.setattr(obj, "_noisy_pair", noisy_pair)
+    monkeypatch.setattr(obj, "noisy_pair", noisy_pair)
     monkeypatch.setattr(obj, "discriminate", fake_discriminate)
-    d = obj.critic_loss(gen(z), cond, critic=Denoiser(critic_net), real=real)
-    g = obj.generator_loss(gen(z), cond, critic=Denoiser(critic_net), real=real)
+    d = obj.critic_loss(LossInputs(gen(z), cond, critic=Denoiser(critic_net), real=real))
+    g = obj.generator_loss(LossInputs(gen(z), cond, critic=Denoiser(critic_net), real=real))
     sp = torch.nn.functional.softplus
     assert d["d_loss"].item() == pytest.approx(sp(torch.tensor(-6.0)).item(), rel=1e-5)
     assert g["loss"].item() == pytest.approx(sp(torch.tensor(6.0)).item(), rel=1e-5)
@@ -69,11 +78,11 @@ def test_objective_orientation(toys, monkeypatch):
 
 def test_finite_difference_penalty_zero_for_constant_d(toys):
     obj, gen, critic_net, cond, z, real = _setup(toys)
-    out = obj.critic_loss(gen(z), cond, critic=Denoiser(critic_net), real=real)
+    out = obj.critic_loss(LossInputs(gen(z), cond, critic=Denoiser(critic_net), real=real))
     assert out["r1"] > 0 and out["r2"] > 0
     with torch.no_grad():
         obj.heads.mlp[-1].weight.zero_()  # logit = bias: D is constant
-    const = obj.critic_loss(gen(z), cond, critic=Denoiser(critic_net), real=real)
+    const = obj.critic_loss(LossInputs(gen(z), cond, critic=Denoiser(critic_net), real=real))
     assert const["r1"].item() == 0.0 and const["r2"].item() == 0.0
     assert finite_difference_penalty(torch.ones(3), torch.ones(3)).item() == 0.0
 
@@ -93,15 +102,15 @@ def test_gan_gradient_routing_and_t_range(toys):
     obj, gen, critic_net, cond, z, real = _setup(toys)
     critic = Denoiser(critic_net)
     with pytest.raises(ValueError):
-        obj.generator_loss(gen(z), cond, critic=critic)
-    out = obj.generator_loss(gen(z), cond, critic=critic, real=real, t_range=(600.0, 700.0))
+        obj.generator_loss(LossInputs(gen(z), cond, critic=critic))
+    out = obj.generator_loss(LossInputs(gen(z), cond, critic=critic, real=real, t_range=(600.0, 700.0)))
     assert torch.isfinite(out["loss"]) and 600 <= out["generator_t"].item() <= 700
     out["loss"].backward()
     assert gen.mix.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in [*critic_net.parameters(), *obj.parameters()])
     assert all(p.requires_grad for p in [*critic_net.parameters(), *obj.parameters()])
     gen.zero_grad(set_to_none=True)
-    crit = obj.critic_loss(gen(z), cond, critic=critic, real=real, t_range=(600.0, 700.0))
+    crit = obj.critic_loss(LossInputs(gen(z), cond, critic=critic, real=real, t_range=(600.0, 700.0)))
     assert torch.isfinite(crit["loss"])
     crit["loss"].backward()
     assert gen.mix.weight.grad is None
@@ -115,7 +124,7 @@ def test_critic_loss_regulariser_has_the_half_of_eq_5(toys, monkeypatch):
     obj, gen, critic_net, cond, z, real = _setup(toys)
     logits = [torch.tensor([1.0, 2.0]), torch.tensor([-1.0, 0.5]), torch.tensor([1.5, 1.0]), torch.tensor([0.0, 0.5])]
     monkeypatch.setattr(obj, "discriminate", lambda critic, xs, t, cond: logits)  # [real, fake, real_p, fake_p]
-    out = obj.critic_loss(gen(z), cond, critic=Denoiser(critic_net), real=real)
+    out = obj.critic_loss(LossInputs(gen(z), cond, critic=Denoiser(critic_net), real=real))
     d_real, d_fake, d_real_p, d_fake_p = logits
     d_loss = torch.nn.functional.softplus(-(d_real - d_fake)).mean().item()
     r1 = ((0.5**2 + 1.0**2) / 2)  # mean (D(real_t) - D(real_t + sigma eps))^2

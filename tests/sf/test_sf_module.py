@@ -70,9 +70,9 @@ class Spy:
             return rollout(*args, **kwargs)
 
         def spy_loss(name, fn):
-            def wrapped(x_gen, *args, **kwargs):
-                self.videos[name] = x_gen.detach().clone()
-                return fn(x_gen, *args, **kwargs)
+            def wrapped(inputs):
+                self.videos[name] = inputs.x_gen.detach().clone()
+                return fn(inputs)
             return wrapped
 
         module.rollout = spy_rollout

@@ -111,7 +111,7 @@ def test_blockwise_weights_give_the_gradient_of_the_trajectory_objective() -> No
     (direct,) = torch.autograd.grad(grpo_loss(theta, old, adv, 0.2), theta)
     weights = grpo_logprob_weights(theta.detach(), old, adv, 0.2)
     blockwise = torch.zeros_like(theta)
-    for b in range(3):  # one backward per block, as SelfForcingPP.grpo_update does
+    for b in range(3):  # one backward per block, as GRPOStage.grpo_update does
         (g,) = torch.autograd.grad((weights * theta[:, b].sum(1)).sum(), theta)
         blockwise += g
     assert torch.allclose(blockwise, direct, atol=1e-12)

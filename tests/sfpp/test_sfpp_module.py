@@ -15,6 +15,8 @@ from forcing.objectives.grpo import grpo_loss
 from forcing.rollout import policy_logprobs, sliced_noise, stream_rollout
 from lightning_modules.launch import launch, paradigm_class
 from lightning_modules.self_forcing_pp import SelfForcingPP
+from lightning_modules.sfpp_grpo import GRPOStage
+from lightning_modules.sfpp_stage import DMDStage
 from tests.suite.helpers import EXPERIMENTS, LossRecorder, compose_run, fast_overrides
 
 SFPP = [e for e in EXPERIMENTS if e.startswith("self_forcing_pp")]
@@ -230,7 +232,7 @@ def test_grpo_update_backpropagates_the_trajectory_ratio_block_by_block() -> Non
     module.reference_net.load_state_dict(module.generator.state_dict())
     context = module.condition(["a red square"] * 4).context
     rngs = [torch.Generator().manual_seed(i) for i in range(4)]
-    traj = module.sample_group(context, rngs)
+    traj = module.stage.sample_group(context, rngs)
     advantages = torch.tensor([1.0, -1.0, 0.5, -0.5], dtype=torch.float64)
     with torch.no_grad():  # a policy step away from the sampling one: ratios != 1, some clipped
         for p in module.generator.parameters():
@@ -247,8 +249,21 @@ def test_grpo_update_backpropagates_the_trajectory_ratio_block_by_block() -> Non
     expected = torch.autograd.grad(direct, params)
     module.manual_backward = lambda loss: loss.backward()  # no trainer here
     module.generator.zero_grad(set_to_none=True)
-    terms = module.grpo_update(context, traj, advantages, scale=1.0)
+    terms = module.stage.grpo_update(context, traj, advantages, scale=1.0)
     assert math.isclose(float(terms["loss"]), float(direct), rel_tol=1e-6)
     assert 0 < float(terms["clip_fraction"]) < 1
     for p, e in zip(params, expected):
         assert torch.allclose(p.grad, e.to(p.grad.dtype), rtol=1e-4, atol=1e-7)
+
+
+def test_the_stage_is_chosen_once_and_keeps_the_checkpoint_keys() -> None:
+    """`paradigm.stage` picks the strategy at construction; the networks stay attributes of the
+    module, so the state_dict keys are those of the module's networks (checkpoints load as before)."""
+    dmd = tiny_module()
+    grpo = tiny_module("experiment=self_forcing_pp_grpo", "paradigm.grpo.group_size=2")
+    assert isinstance(dmd.stage, DMDStage) and isinstance(grpo.stage, GRPOStage)
+    prefixes = {m: {k.split(".")[0] for k in m.state_dict()} for m in (dmd, grpo)}
+    assert {"generator", "real_score_net", "critic_net"} <= prefixes[dmd] and "reference_net" not in prefixes[dmd]
+    assert {"generator", "reference_net"} <= prefixes[grpo] and not {"real_score_net", "critic_net"} & prefixes[grpo]
+    assert [type(o) for o in grpo.configure_optimizers()] == [torch.optim.AdamW]
+    assert len(dmd.configure_optimizers()) == 2  # generator and critic

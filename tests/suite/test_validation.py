@@ -41,7 +41,14 @@ BAD = [
                                                               "is not a multiple of 3 = 1 ranks"),
     # names, with the valid ones listed
     ("teacher_forcing", "model.preset=nope", "model.preset='nope' is not one of: shapes, shapes_latent, tiny"),
-    ("teacher_forcing", "objective.name=nope", "objective.name='nope' is not one of: fm, dmd, gan, sid"),
+    ("teacher_forcing", "objective.name=nope", "objective.name='nope' is not one of: dmd, fm, gan, sid"),
+    # the objective's class (objective._target_) and the keywords instantiate will pass it
+    ("self_forcing_dmd", "+objective.alpah=2", "objective.alpah is not a setting of forcing.objectives.DMD (it takes: "),
+    ("self_forcing_sid", "+objective.r_sigma=0.1", "objective.r_sigma is not a setting of forcing.objectives.SiD"),
+    ("self_forcing_dmd", "objective._target_=forcing.objectives.Nope", "objective._target_='forcing.objectives.Nope' "
+                                                                       "cannot be imported"),
+    ("self_forcing_dmd", "objective._target_=torch.nn.Linear", "objective._target_='torch.nn.Linear' is not a "
+                                                               "DistributionMatching objective"),
     ("teacher_forcing", "hardware.strategy=ddp", "hardware.strategy='ddp' is not one of: auto, fsdp2"),
     ("teacher_forcing", "hardware.precision=8-bit", "hardware.precision='8-bit' is not one of"),
     ("teacher_forcing", "+model.overrides.num_heads=3", "do not make a valid 'shapes' backbone"),
