@@ -293,6 +293,15 @@ def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
         yield lo, min(n, lo + size)
 
 
+def render_clips(seeds: Sequence[int], num_frames: int, height: int, width: int, max_shapes: int) -> Tensor:
+    """Ground-truth shapes-world clips of `seeds` (the clips their prompts describe): [N, 3, F, H, W]."""
+    from forcing.world import ClipSpec, render
+
+    return torch.stack(
+        [render(ClipSpec.sample(int(s), max_shapes=max_shapes), num_frames, height, width) for s in seeds]
+    )
+
+
 def make_shapes_pairs(
     teacher_path: str | Path,
     out: str | Path,
@@ -309,22 +318,27 @@ def make_shapes_pairs(
     shard_size: int = 256,
     device: torch.device | str = "cpu",
     text_encoder: dict[str, Any] | None = None,
+    forward_kwargs: dict[str, Any] | None = None,
+    context: Tensor | str | None = None,
 ) -> Path:
     """Generate `num` shapes-world pairs from a teacher and write them to `out`, shard by shard.
 
     `world`: the shapes world's settings (the keys of conf/world/shapes.yaml: num_frames, height,
     width, max_shapes, text_encoder, codec), read by the caller; a Lightning checkpoint's own run
     config overrides them, and the explicit arguments override both. Returns the manifest path.
-    (Also the artifact store's maker of ODE pairs.)
+    Teacher-forcing pairs (Causal Forcing's causal ODE): `forward_kwargs` of the teacher's mode and
+    a clean `context`: "ground_truth" (each seed's rendered clip, encoded) or latents
+    [num, C, F, H, W] (e.g. the D_Bi sample of each seed). (Also the artifact store's maker of ODE pairs.)
     """
     from forcing.encoders import build_codec, build_text_encoder
 
     teacher, run_cfg = load_teacher(teacher_path)
     world = {**world, **(run_cfg.get("world") or {})}
     frames, h, w = num_frames or world["num_frames"], height or world["height"], width or world["width"]
+    shapes = max_shapes or world["max_shapes"]
     encoder = build_text_encoder(text_encoder or world["text_encoder"])
     teacher = teacher.to(device)
-    prompts, seeds = shapes_clips(num, base_seed, max_shapes or world["max_shapes"])
+    prompts, seeds = shapes_clips(num, base_seed, shapes)
     codec_cfg = dict(world.get("codec") or {"kind": "identity"})
     codec = build_codec(codec_cfg)
     latent_shape = codec.latent_shape(frames, h, w)  # (C, F, H / stride, W / stride); identity: the pixels
@@ -334,9 +348,16 @@ def make_shapes_pairs(
     folder.mkdir(parents=True, exist_ok=True)
     entries, config = [], {}
     for index, (lo, hi) in enumerate(_chunks(num, shard_size)):
+        clean = None
+        if isinstance(context, str):  # the ground-truth clean context, in latent space
+            with torch.no_grad():
+                clean = codec.encode(render_clips(seeds[lo:hi], frames, h, w, shapes))
+        elif context is not None:
+            clean = context[lo:hi].float()
         pairs = generate_ode_pairs(
             teacher, encoder, prompts[lo:hi], seeds[lo:hi], latent_shape,
             guidance_scale=guidance_scale, batch_size=batch_size, device=device, teacher_name=str(teacher_path),
+            forward_kwargs=forward_kwargs, context_video=clean,
         )  # fmt: skip
         entries.append(write_shard(pairs, folder, index))
         config = pairs["config"]

@@ -19,7 +19,6 @@ Both stage-2 students sample like distilled generators: stochastic 4-step AR on 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from forcing.objectives.consistency import (
     teacher_unipc_step,
     unipc_flow_scheduler,
 )
+from forcing.ode_pairs import generate_ode_pairs, make_shapes_pairs
 from lightning_modules.base import ForcingModule, build_backbone
 from lightning_modules.ode_init import ODEInit
 
@@ -55,13 +55,9 @@ TF_MODE = "teacher_forcing"
 
 
 # ---------------------------------------------------------------------------------------------- causal ODE pairs
-def render_clips(seeds: Sequence[int], num_frames: int, height: int, width: int, max_shapes: int) -> Tensor:
-    """Ground-truth shapes-world clips of `seeds` (the clips their prompts describe): [N, 3, F, H, W]."""
-    from forcing.world import ClipSpec, render
-
-    return torch.stack(
-        [render(ClipSpec.sample(int(s), max_shapes=max_shapes), num_frames, height, width) for s in seeds]
-    )
+def causal_pair_kwargs(frames_per_block: int) -> dict[str, Any]:
+    """The AR teacher's forward for causal ODE pairs: teacher-forcing mode over [clean GT context | noisy]."""
+    return {"mode": TF_MODE, "frames_per_block": int(frames_per_block)}
 
 
 def generate_causal_pairs(
@@ -77,66 +73,15 @@ def generate_causal_pairs(
     device: torch.device | str = "cpu",
     teacher_name: str | None = None,
 ) -> dict[str, Any]:
-    """Causal ODE pairs: the AR teacher's 48-step shift-5 CFG Euler ODE in teacher-forcing mode over
-    [clean GT `context` [N, C, F, H, W] | noisy], states on the student's 4-step grid + endpoint.
-
-    Noisy block i sees the clean GT blocks < i, so every block's trajectory is conditioned on the
-    true past (block 0 sees none). `context` is stored with the pairs (key "context").
-    """
-    from forcing.ode_pairs import generate_ode_pairs
-
-    kwargs = {"mode": TF_MODE, "frames_per_block": int(frames_per_block)}
+    """Causal ODE pairs (`forcing.ode_pairs.generate_ode_pairs` in teacher-forcing mode): the AR
+    teacher's 48-step shift-5 CFG Euler ODE over [clean GT `context` [N, C, F, H, W] | noisy], states
+    on the student's 4-step grid + endpoint. Noisy block i sees the clean GT blocks < i, so every
+    block's trajectory is conditioned on the true past (block 0 sees none); `context` is stored."""
     return generate_ode_pairs(
         teacher, text_encoder, prompts, seeds, tuple(context.shape[1:]), guidance_scale=guidance_scale,
-        batch_size=batch_size, device=device, forward_kwargs=kwargs, context_video=context,
-        teacher_name=teacher_name,
+        batch_size=batch_size, device=device, forward_kwargs=causal_pair_kwargs(frames_per_block),
+        context_video=context, teacher_name=teacher_name,
     )  # fmt: skip
-
-
-def make_causal_shapes_pairs(
-    teacher_path: str | Path,
-    out: str | Path,
-    num: int,
-    *,
-    frames_per_block: int,
-    guidance_scale: float,
-    world: dict[str, Any],
-    base_seed: int = 0,
-    batch_size: int = 8,
-    shard_size: int = 256,
-    context: Tensor | None = None,
-) -> Path:
-    """`num` causal ODE pairs of the shapes world `world` (conf/world/shapes.yaml keys) from the AR
-    teacher at `teacher_path`, written to `out` shard by shard. Returns the manifest path.
-
-    The clean context of pair i is the ground-truth clip of its seed, or `context[i]` (latents
-    [num, C, F, H, W]; e.g. the D_Bi sample of that seed, `lightning_modules.causal_forcing_dbi`)."""
-    from forcing.encoders import build_codec, build_text_encoder
-    from forcing.ode_pairs import load_teacher, shapes_clips, write_manifest, write_shard
-
-    teacher, _ = load_teacher(teacher_path)
-    encoder, codec = build_text_encoder(world["text_encoder"]), build_codec(world["codec"])
-    prompts, seeds = shapes_clips(num, base_seed, int(world["max_shapes"]))
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    entries, config = [], {}
-    for index, lo in enumerate(range(0, num, shard_size)):
-        hi = min(num, lo + shard_size)
-        if context is None:
-            video = render_clips(seeds[lo:hi], int(world["num_frames"]), int(world["height"]), int(world["width"]),
-                                 int(world["max_shapes"]))  # fmt: skip
-            with torch.no_grad():
-                clean = codec.encode(video)  # the clean GT context in latent space
-        else:
-            clean = context[lo:hi].float()
-        pairs = generate_causal_pairs(
-            teacher, encoder, prompts[lo:hi], seeds[lo:hi], clean, frames_per_block=frames_per_block,
-            guidance_scale=guidance_scale, batch_size=batch_size, teacher_name=str(teacher_path),
-        )  # fmt: skip
-        entries.append(write_shard(pairs, folder, index))
-        config = pairs["config"]
-    config = {**config, "world": "shapes", "codec": world["codec"]["kind"], "base_seed": base_seed}
-    return write_manifest(folder, config, entries)
 
 
 # ---------------------------------------------------------------------------------------------- stage 2
@@ -158,9 +103,10 @@ class CausalODE(ODEInit):
     def make_pairs(cls, cfg: DictConfig, teacher: Path, out: Path, num: int) -> None:
         """Causal pairs: the AR teacher's ODE with the ground-truth clean context of each clip."""
         p = cfg.paradigm
-        make_causal_shapes_pairs(
-            teacher, out, num, frames_per_block=int(p.frames_per_block),
-            guidance_scale=float(p.pair_guidance_scale), world=OmegaConf.to_container(cfg.world, resolve=True),
+        make_shapes_pairs(
+            teacher, out, num, world=OmegaConf.to_container(cfg.world, resolve=True),
+            guidance_scale=float(p.pair_guidance_scale), forward_kwargs=causal_pair_kwargs(int(p.frames_per_block)),
+            context="ground_truth",
         )
 
     @classmethod

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
-from lightning_modules.causal_forcing import CausalODE, make_causal_shapes_pairs
+from lightning_modules.causal_forcing import CausalODE, causal_pair_kwargs
 from lightning_modules.ode_init import ODEInit, pair_count
 from lightning_modules.teacher_forcing import TeacherForcing
 
@@ -124,7 +124,7 @@ class CausalODEDBi(CausalODE):
     @classmethod
     def make_pairs(cls, cfg: DictConfig, teacher: Path, out: Path, num: int) -> None:
         """The AR teacher's ODE with the D_Bi clip of each pair seed as the clean context."""
-        from forcing.ode_pairs import read_shards, shapes_clips
+        from forcing.ode_pairs import make_shapes_pairs, read_shards, shapes_clips
 
         dbi = read_shards(cls.context_folder(cfg))
         _, seeds = shapes_clips(num, 0, int(cfg.world.max_shapes))
@@ -133,7 +133,8 @@ class CausalODEDBi(CausalODE):
         if missing:
             raise ConfigError(f"D_Bi holds no sample of {len(missing)} of the {num} pair seeds: make it with as many pairs")
         p = cfg.paradigm
-        make_causal_shapes_pairs(
-            teacher, out, num, frames_per_block=int(p.frames_per_block), guidance_scale=float(p.pair_guidance_scale),
-            world=OmegaConf.to_container(cfg.world, resolve=True), context=dbi["target"][[rows[s] for s in seeds]],
+        make_shapes_pairs(
+            teacher, out, num, world=OmegaConf.to_container(cfg.world, resolve=True),
+            guidance_scale=float(p.pair_guidance_scale), forward_kwargs=causal_pair_kwargs(int(p.frames_per_block)),
+            context=dbi["target"][[rows[s] for s in seeds]],
         )  # fmt: skip

@@ -7,8 +7,8 @@ import torch
 
 from forcing.encoders import build_text_encoder
 from forcing.models import CausalWanModel
-from forcing.ode_pairs import shapes_clips, write_shards
-from lightning_modules.causal_forcing import generate_causal_pairs, render_clips
+from forcing.ode_pairs import render_clips, shapes_clips, write_shards
+from lightning_modules.causal_forcing import generate_causal_pairs
 
 #: small clips: 6 latent frames (2 chunk-wise blocks) of 16x16 RGB (identity codec)
 FRAMES, SIZE, NUM = 6, 16, 6

@@ -17,7 +17,8 @@ from forcing.objectives.consistency import (
     teacher_unipc_step,
     unipc_flow_scheduler,
 )
-from lightning_modules.causal_forcing import CausalConsistency, render_clips
+from forcing.ode_pairs import render_clips
+from lightning_modules.causal_forcing import CausalConsistency
 from tests.suite.helpers import compose_run, fast_overrides
 
 

@@ -12,8 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from forcing.models import CausalWanModel
-from forcing.ode_pairs import read_shards
-from lightning_modules.causal_forcing import render_clips
+from forcing.ode_pairs import read_shards, render_clips
 from lightning_modules.launch import launch
 from tests.suite.helpers import CONF, LossRecorder, compose_run, fast_overrides
 
