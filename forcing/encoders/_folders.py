@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,3 +35,20 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if not isinstance(resolved, torch.dtype):
         raise ValueError(f"unknown dtype {dtype!r}")
     return resolved
+
+
+def pretrained_dir(folder: str | Path, subfolder: str, what: str, expected: str) -> Path:
+    """`resolve_component`, and the folder must hold a `config.json` (a Hugging Face model folder)."""
+    found = resolve_component(folder, subfolder, what, expected)
+    if not (found / "config.json").is_file():
+        raise MissingPretrainedError(f"no config.json in {what} folder {str(found)!r}: put there {expected}")
+    return found
+
+
+def from_pretrained_kwargs(dtype: torch.dtype | str | None, dtype_key: str = "dtype") -> dict[str, Any]:
+    """Keywords of a local-only `from_pretrained` (nothing downloaded), with `dtype` under `dtype_key`
+    (transformers takes `dtype`, diffusers `torch_dtype`) when given."""
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if dtype is not None:
+        kwargs[dtype_key] = resolve_dtype(dtype)
+    return kwargs

@@ -10,7 +10,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from forcing.encoders._folders import MissingPretrainedError, resolve_component, resolve_dtype
+from forcing.encoders._folders import (
+    from_pretrained_kwargs,
+    pretrained_dir,
+    resolve_component,
+)
 from forcing.encoders.frozen import FrozenModule
 
 _EXPECTED = (
@@ -54,16 +58,9 @@ class UMT5TextEncoder(FrozenModule):
         """
         from transformers import AutoTokenizer, UMT5EncoderModel
 
-        model_dir = resolve_component(folder, "text_encoder", "UMT5 text encoder", _EXPECTED)
+        model_dir = pretrained_dir(folder, "text_encoder", "UMT5 text encoder", _EXPECTED)
         tokenizer_dir = resolve_component(folder, "tokenizer", "UMT5 text encoder", _EXPECTED)
-        if not (model_dir / "config.json").is_file():
-            raise MissingPretrainedError(
-                f"no config.json in UMT5 text encoder folder {str(model_dir)!r}: put there {_EXPECTED}"
-            )
-        kwargs: dict[str, Any] = {"local_files_only": True}
-        if dtype is not None:
-            kwargs["dtype"] = resolve_dtype(dtype)
-        model = UMT5EncoderModel.from_pretrained(model_dir, **kwargs)
+        model = UMT5EncoderModel.from_pretrained(model_dir, **from_pretrained_kwargs(dtype))
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
         return cls(model, tokenizer, max_length=max_length)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from forcing.encoders._folders import MissingPretrainedError, resolve_component, resolve_dtype
+from forcing.encoders._folders import (
+    from_pretrained_kwargs,
+    pretrained_dir,
+)
 from forcing.encoders.frozen import FrozenModule
 
 _EXPECTED = (
@@ -51,15 +53,8 @@ class WanVAECodec(FrozenModule):
         """Load `AutoencoderKLWan` from a local folder (or its vae/ subfolder); nothing is downloaded."""
         from diffusers import AutoencoderKLWan
 
-        vae_dir = resolve_component(folder, "vae", "Wan VAE", _EXPECTED)
-        if not (vae_dir / "config.json").is_file():
-            raise MissingPretrainedError(
-                f"no config.json in Wan VAE folder {str(vae_dir)!r}: put there {_EXPECTED}"
-            )
-        kwargs: dict[str, Any] = {"local_files_only": True}
-        if dtype is not None:
-            kwargs["torch_dtype"] = resolve_dtype(dtype)
-        return cls(AutoencoderKLWan.from_pretrained(vae_dir, **kwargs))
+        vae_dir = pretrained_dir(folder, "vae", "Wan VAE", _EXPECTED)
+        return cls(AutoencoderKLWan.from_pretrained(vae_dir, **from_pretrained_kwargs(dtype, "torch_dtype")))
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         """(C, F, H, W) of the latents of a video of the given size (checked to be encodable)."""

@@ -101,19 +101,6 @@ PRESETS: dict[str, WanConfig] = {
         out_dim=3,
         patch_size=(1, 4, 4),
     ),
-    # Shapes world in the latent space of its learned codec (forcing/encoders/shapes_codec.py):
-    # 8x8x8 latents per 32x32 frame, patch (1, 2, 2) -> 4x4 = 16 tokens per frame, 32 values a token.
-    "shapes_latent": WanConfig(
-        dim=128,
-        ffn_dim=512,
-        freq_dim=64,
-        text_dim=64,
-        num_heads=4,
-        num_layers=4,
-        in_dim=8,
-        out_dim=8,
-        patch_size=(1, 2, 2),
-    ),
     # Wan2.1-T2V-1.3B: 12 heads x 128, 30 blocks, UMT5-XXL text features.
     "wan2.1-t2v-1.3b": WanConfig(
         dim=1536, ffn_dim=8960, freq_dim=256, text_dim=4096, num_heads=12, num_layers=30
@@ -123,6 +110,9 @@ PRESETS: dict[str, WanConfig] = {
         dim=5120, ffn_dim=13824, freq_dim=256, text_dim=4096, num_heads=40, num_layers=40
     ),
 }
+# Shapes world in the latent space of its learned codec (forcing/encoders/shapes_codec.py):
+# 8x8x8 latents per 32x32 frame, patch (1, 2, 2) -> 4x4 = 16 tokens per frame, 32 values a token.
+PRESETS["shapes_latent"] = PRESETS["shapes"].replace(in_dim=8, out_dim=8, patch_size=(1, 2, 2))
 
 
 def get_preset(name: str, **overrides: Any) -> WanConfig:

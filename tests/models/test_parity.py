@@ -13,7 +13,7 @@
 
 import pytest
 import torch
-from wan_testing import inputs, tiny
+from wan_testing import diffusers_kwargs, inputs, tiny
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -21,25 +21,9 @@ from forcing.models.wan import sinusoidal_embedding  # noqa: E402
 from forcing.models.weights import wan_to_diffusers  # noqa: E402
 
 
-def _diffusers_kwargs(cfg):
-    return dict(
-        patch_size=cfg.patch_size,
-        num_attention_heads=cfg.num_heads,
-        attention_head_dim=cfg.head_dim,
-        in_channels=cfg.in_dim,
-        out_channels=cfg.out_dim,
-        text_dim=cfg.text_dim,
-        freq_dim=cfg.freq_dim,
-        ffn_dim=cfg.ffn_dim,
-        num_layers=cfg.num_layers,
-        cross_attn_norm=True,
-        eps=cfg.eps,
-    )
-
-
 def _pair(cls, **extra):
     model = tiny()
-    ref = cls(**_diffusers_kwargs(model.config), **extra).eval()
+    ref = cls(**diffusers_kwargs(model.config, cross_attn_norm=True), **extra).eval()
     ref.load_state_dict(wan_to_diffusers(model.state_dict()), strict=True)
     return model, ref
 

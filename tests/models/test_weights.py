@@ -9,6 +9,7 @@ import pytest
 import torch
 from diffusers import WanTransformer3DModel
 from safetensors.torch import load_file, save_file
+from wan_testing import diffusers_kwargs
 
 from forcing.models import PRESETS, CausalWanModel, WanConfig
 from forcing.models.weights import (
@@ -40,18 +41,7 @@ def _tiny(**overrides) -> CausalWanModel:
 
 
 def _diffusers_twin(cfg: WanConfig) -> WanTransformer3DModel:
-    return WanTransformer3DModel(
-        patch_size=cfg.patch_size,
-        num_attention_heads=cfg.num_heads,
-        attention_head_dim=cfg.head_dim,
-        in_channels=cfg.in_dim,
-        out_channels=cfg.out_dim,
-        text_dim=cfg.text_dim,
-        freq_dim=cfg.freq_dim,
-        ffn_dim=cfg.ffn_dim,
-        num_layers=cfg.num_layers,
-        eps=cfg.eps,
-    ).eval()
+    return WanTransformer3DModel(**diffusers_kwargs(cfg)).eval()
 
 
 def _inputs(cfg: WanConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

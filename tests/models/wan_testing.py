@@ -28,3 +28,21 @@ def inputs(batch: int = 2, frames: int = 6, height: int = 4, width: int = 4, tex
     t = torch.rand(batch, frames) * 1000
     context = torch.randn(batch, text_len, 16)
     return x, t, context
+
+
+def diffusers_kwargs(cfg, **extra) -> dict:
+    """Constructor keywords of diffusers' Wan transformers (WanTransformer3DModel, SkyReels-V2) for
+    the architecture of a `WanConfig`, written out independently of the library's config export."""
+    return dict(
+        patch_size=cfg.patch_size,
+        num_attention_heads=cfg.num_heads,
+        attention_head_dim=cfg.head_dim,
+        in_channels=cfg.in_dim,
+        out_channels=cfg.out_dim,
+        text_dim=cfg.text_dim,
+        freq_dim=cfg.freq_dim,
+        ffn_dim=cfg.ffn_dim,
+        num_layers=cfg.num_layers,
+        eps=cfg.eps,
+        **extra,
+    )
