@@ -4,10 +4,12 @@ world's ground truth (`forcing.eval.evaluate`), the same keys for every paradigm
 Every `every_n_steps` training iterations (and at the end of fitting) the generator streams
 `num_videos` validation prompts for max(horizons) x the training horizon with a rolling KV cache
 (`module.stream`). Scalars (`eval/stability@10x`, `eval/drift_brightness@1x`, `eval/fvd@1x`, ...)
-go to every logger at the current global step and to `<out_dir>/metrics.jsonl`; per-frame curves
+go to every logger at the current iteration and to `<out_dir>/metrics.jsonl`; per-frame curves
 (error accumulation) go to TensorBoard as a figure, to `<out_dir>/curves.jsonl` and as a PNG; one
 long streamed video (ground truth | generated) goes to TensorBoard and to an mp4 in `out_dir`.
 A paradigm that cannot stream (the bidirectional teacher) is evaluated at 1x with `module.sample`.
+Files and x-axes are numbered by iteration (callbacks/iteration.py). The clips to score are given
+(`datamodules.validation_clips` of the run's config): the callback knows no data module.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from datamodules.shapes import ShapesDataModule
+from callbacks.iteration import iteration
 from forcing.eval import ShapesFeatureNet, evaluate, ground_truth, load_or_train_feature_net
 from forcing.video import for_tensorboard, side_by_side, write_mp4
 from forcing.world import ClipSpec, prompt_for
@@ -86,6 +88,8 @@ class StreamingEvaluation(L.Callback):
         fps: frame rate of the logged video.
         seed: noise seed of the rollouts (fixed, so evaluations of one run are comparable).
         at_start: also evaluate before the first step (the initial generator, e.g. the ODE init).
+        clips: the validation clips to stream and score (their prompts and ground truth); none: a
+            world without ground truth (evaluation skipped with one warning).
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class StreamingEvaluation(L.Callback):
         fps: int = 8,
         seed: int = 0,
         at_start: bool = False,
+        clips: Sequence[ClipSpec] = (),
     ) -> None:
         if not horizons or min(horizons) <= 0:
             raise ValueError(f"eval horizons must be positive, got {list(horizons)}")
@@ -113,6 +118,7 @@ class StreamingEvaluation(L.Callback):
         self.fps = int(fps)
         self.seed = int(seed)
         self.at_start = bool(at_start)
+        self.clips = list(clips)[: self.num_videos]
         self._net: ShapesFeatureNet | None = None
         self.last_scalars: dict[str, float] | None = None  # of the latest evaluation (rank 0): the run's summary
         self._last_step = -1
@@ -133,12 +139,11 @@ class StreamingEvaluation(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         """With `at_start`, score the initial generator of a fresh run (the baseline of the curves)."""
-        if self.every_n_steps > 0 and self.at_start and trainer.global_step == 0:
+        if self.every_n_steps > 0 and self.at_start and iteration(trainer) == 0:
             self.run(trainer, module)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:  # noqa: D102
-        iteration = trainer.fit_loop.total_batch_idx + 1
-        if self.every_n_steps > 0 and iteration % self.every_n_steps == 0:
+        if self.every_n_steps > 0 and iteration(trainer) % self.every_n_steps == 0:
             self.run(trainer, module)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:  # noqa: D102
@@ -152,20 +157,14 @@ class StreamingEvaluation(L.Callback):
             self._net = load_or_train_feature_net(self.feature_net_dir)
         return self._net
 
-    def _clips(self, datamodule: Any, module: L.LightningModule) -> list[ClipSpec] | None:
-        """ClipSpecs of the first `num_videos` validation seeds: from the datamodule, or from the
-        shapes world's config when the paradigm trains on other data (e.g. ODE pairs) or runs
-        without a trainer."""
-        dm = datamodule
-        if not (hasattr(dm, "clip_spec") and hasattr(dm, "val_seeds")):
-            world = module.cfg.world
-            if world.name != "shapes":
-                if not self._warned:
-                    rank_zero_warn(f"StreamingEvaluation: world={world.name!r} has no ground truth; skipped")
-                    self._warned = True
-                return None
-            dm = ShapesDataModule(max_shapes=int(world.max_shapes), val_size=int(world.val_size))
-        return [dm.clip_spec(seed) for seed in dm.val_seeds()[: self.num_videos]]
+    def _clips(self) -> list[ClipSpec] | None:
+        """The clips to score, or None (warned once) for a world without ground truth."""
+        if not self.clips:
+            if not self._warned:
+                rank_zero_warn("StreamingEvaluation: no validation clips with ground truth (world); skipped")
+                self._warned = True
+            return None
+        return self.clips
 
     @torch.no_grad()
     def generate(self, module: L.LightningModule, prompts: list[str]) -> tuple[Tensor, str, int]:
@@ -196,16 +195,16 @@ class StreamingEvaluation(L.Callback):
         return video, mode, pixel_train_frames
 
     def run(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, float] | None:
-        """Evaluate at the current global step (once per step); every rank generates, rank 0 scores
+        """Evaluate at the current iteration (once per iteration); every rank generates, rank 0 scores
         and logs. Returns the scalars on rank 0, else None."""
-        step = trainer.global_step
+        step = iteration(trainer)
         if step == self._last_step:
             return None
         self._last_step = step
-        specs = self._clips(trainer.datamodule, module)
+        specs = self._clips()
         if not specs:
             return None
-        meta = {"step": step, "iteration": trainer.fit_loop.total_batch_idx + 1}
+        meta = {"step": step, "optimizer_steps": trainer.global_step}
         scalars = self.score(module, specs, meta, trainer.loggers, _tensorboard(trainer), trainer.is_global_zero)
         self.last_scalars = scalars or self.last_scalars
         trainer.strategy.barrier("eval_done")
@@ -214,11 +213,11 @@ class StreamingEvaluation(L.Callback):
     def evaluate_module(self, module: L.LightningModule, step: int, loggers: Sequence[Any] = (),
                         writer: Any = None) -> dict[str, float] | None:
         """Evaluate a module outside training (e.g. a checkpoint: `experiments/evaluate.py`), logged
-        at `step` to `loggers`, `writer` (a TensorBoard SummaryWriter) and `out_dir`."""
-        specs = self._clips(None, module)
+        at iteration `step` to `loggers`, `writer` (a TensorBoard SummaryWriter) and `out_dir`."""
+        specs = self._clips()
         if not specs:
             return None
-        return self.score(module, specs, {"step": step, "iteration": None}, loggers, writer, True)
+        return self.score(module, specs, {"step": step, "optimizer_steps": None}, loggers, writer, True)
 
     def score(self, module: L.LightningModule, specs: Sequence[ClipSpec], meta: dict[str, Any],
               loggers: Sequence[Any], writer: Any, scorer: bool) -> dict[str, float] | None:

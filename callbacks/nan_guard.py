@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from callbacks.iteration import iteration_in_progress
 from forcing.errors import DivergedError
 
 
@@ -60,11 +61,10 @@ class NonFiniteGuard(L.Callback):
         """Raise on every rank when any rank found `bad` (a description of the non-finite value)."""
         if not trainer.strategy.reduce_boolean_decision(bad is not None, all=False):
             return
-        iteration = trainer.fit_loop.total_batch_idx + 1
         ckpt = getattr(trainer.checkpoint_callback, "last_model_path", "") or ""
         kept = f"the last good checkpoint is {ckpt}: resume it with ckpt_path=auto" if ckpt else "no checkpoint was written yet"
         raise DivergedError(
-            f"training diverged at iteration {iteration} (global step {trainer.global_step}): "
+            f"training diverged at iteration {iteration_in_progress(trainer)} ({trainer.global_step} optimiser steps done): "
             f"{bad or 'a non-finite value on another rank'}; stopped before checkpointing it, {kept} "
             f"(e.g. with a lower optim.lr)"
         )

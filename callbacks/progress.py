@@ -14,19 +14,20 @@ import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
+from callbacks.iteration import iteration
+
 
 class IterationProgressBar(TQDMProgressBar):
-    """One bar "train: n/iterations" for the run; `accumulate` batches make one iteration."""
+    """One bar "train: n/iterations" for the run."""
 
-    def __init__(self, iterations: int, accumulate: int = 1, refresh_rate: int = 1) -> None:
+    def __init__(self, iterations: int, refresh_rate: int = 1) -> None:
         super().__init__(refresh_rate=refresh_rate)
         self.iterations = int(iterations)
-        self.accumulate = max(1, int(accumulate))
         self.start = 0
 
     def done(self, trainer: L.Trainer) -> int:
         """Iterations trained so far in the run (the current batch included at its end)."""
-        return min(self.iterations, max(0, trainer.fit_loop.total_batch_idx + 1) // self.accumulate)
+        return min(self.iterations, iteration(trainer))
 
     def init_train_tqdm(self) -> Tqdm:
         """Lightning's training bar, over the run's iterations from `self.start`."""

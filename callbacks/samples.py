@@ -1,5 +1,6 @@
 """Sample videos during training: ground truth | sample for validation prompts, to TensorBoard
-(`samples/video`, plays in the Images tab's video pane) and as mp4 files in the run directory."""
+(`samples/video`, plays in the Images tab's video pane) and as mp4 files in the run directory, named
+and logged by training iteration (callbacks/iteration.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any
 import lightning as L
 import torch
 
+from callbacks.iteration import iteration
 from forcing.video import for_tensorboard, side_by_side, stack_rows, write_mp4
 
 
 class SampleVideos(L.Callback):
-    """Every `every_n_steps` optimiser steps and at the end of fitting, sample and log videos (0: never)."""
+    """Every `every_n_steps` training iterations and at the end of fitting, sample and log videos (0: never)."""
 
     def __init__(self, every_n_steps: int, num_samples: int, fps: int, out_dir: str | Path) -> None:
         self.every_n_steps = every_n_steps
@@ -35,7 +37,7 @@ class SampleVideos(L.Callback):
     @torch.no_grad()
     def log_samples(self, trainer: L.Trainer, module: L.LightningModule) -> Path | None:
         """Sample on every rank (sharded networks need all of them), write on rank 0."""
-        step = trainer.global_step
+        step = iteration(trainer)
         if step == self._last_step:
             return None
         self._last_step = step
@@ -56,7 +58,7 @@ class SampleVideos(L.Callback):
         return path
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:  # noqa: D102
-        step = trainer.global_step
+        step = iteration(trainer)
         if self.every_n_steps > 0 and step > 0 and step % self.every_n_steps == 0:
             self.log_samples(trainer, module)
 

@@ -6,6 +6,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from forcing.errors import ConfigError
+from forcing.world import ClipSpec
 
 
 def data_parallel_size(cfg: DictConfig) -> int:
@@ -40,3 +41,15 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
             num_workers=int(w.num_workers),
         )
     raise ConfigError(f"world={w.name!r} has no data module yet (shapes)")
+
+
+def validation_clips(cfg: DictConfig, num: int) -> list[ClipSpec]:
+    """The first `num` validation clips of `cfg.world` with their ground truth (the streaming
+    evaluation's), the same as its data module's; none for a world without ground truth."""
+    w = cfg.world
+    if w.name != "shapes":
+        return []
+    from datamodules.shapes import ShapesDataModule
+
+    dm = ShapesDataModule(max_shapes=int(w.max_shapes), val_size=int(w.val_size))
+    return [dm.clip_spec(seed) for seed in dm.val_seeds()[:num]]

@@ -7,7 +7,7 @@ The same callback as during training (`callbacks/evaluation.py`, the same `eval/
 checkpoint's generator (EMA if present) streams the first validation prompts of its shapes world
 to max(horizons) x the training length with a rolling KV window (a paradigm that cannot stream,
 the bidirectional teacher, is scored at 1x), and the metrics, curves and a video go to DIR as a run
-directory: TensorBoard events at the checkpoint's step, `eval/metrics.jsonl`, `eval/curves.jsonl`,
+directory: TensorBoard events at the checkpoint's iteration, `eval/metrics.jsonl`, `eval/curves.jsonl`,
 PNGs, an mp4, and the run's `config.yaml`. `experiments/compare.py DIR ...` then puts it in a table
 next to training runs. Defaults come from the run's own `callbacks.eval_*` settings.
 """
@@ -27,6 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from callbacks.evaluation import StreamingEvaluation  # noqa: E402
+from callbacks.iteration import checkpoint_iteration  # noqa: E402
+from datamodules import validation_clips  # noqa: E402
 from lightning_modules.loading import load_module, read_checkpoint, resolve_checkpoint  # noqa: E402
 
 
@@ -54,19 +56,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float] | None:
     path = resolve_checkpoint(args.checkpoint)
     ckpt = read_checkpoint(path)
     cfg = OmegaConf.create(ckpt["hyper_parameters"]["config"])
-    step = int(ckpt.get("global_step", 0))
+    step = checkpoint_iteration(ckpt)
     del ckpt
     cbs = cfg.callbacks
     window = args.window if args.window is not None else cbs.get("eval_window")
+    num_videos = args.num_videos or int(cbs.eval_num_videos)
     callback = StreamingEvaluation(
         every_n_steps=1,
         horizons=args.horizons or list(cbs.eval_horizons),
-        num_videos=args.num_videos or int(cbs.eval_num_videos),
+        num_videos=num_videos,
         window=None if window is None else int(window),
         sink=int(args.sink if args.sink is not None else cbs.eval_sink),
         out_dir=args.out / "eval",
         feature_net_dir=(args.artifacts or Path(cfg.paths.artifacts)) / "eval",
         fps=int(cbs.sample_fps),
+        clips=validation_clips(cfg, num_videos),
     )
     module = load_module(path)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -135,6 +135,12 @@ class ForcingModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------------ data
+    @property
+    def micro_batches_per_iteration(self) -> int:
+        """Batches (`training_step` calls) per training iteration: `trainer.accumulate_grad_batches`,
+        also under manual optimisation, where the module accumulates itself (callbacks/iteration.py)."""
+        return int(self.cfg.trainer.accumulate_grad_batches)
+
     def step_index(self) -> int:
         """Number of batches trained so far (resumes exactly from checkpoints)."""
         if self._trainer is None:

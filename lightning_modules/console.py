@@ -97,8 +97,8 @@ def eval_summary(scalars: dict[str, float] | None) -> str:
 
 
 def summary_line(trainer: Any, run_dir: Path, iterations: int, started: float) -> str:
-    """One line: run directory, iterations and global step, wall time, last val/loss and eval scalars."""
-    parts = [f"done: {run_dir}", f"{iterations} iterations (global step {trainer.global_step})",
+    """One line: run directory, iterations and optimiser steps, wall time, last val/loss and eval scalars."""
+    parts = [f"done: {run_dir}", f"{iterations} iterations ({trainer.global_step} optimiser steps)",
              duration(time.time() - started)]  # fmt: skip
     val = trainer.callback_metrics.get("val/loss")
     if val is not None:

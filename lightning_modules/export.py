@@ -17,13 +17,14 @@ from pathlib import Path
 
 import torch
 
+from callbacks.iteration import checkpoint_iteration
 from forcing.models.weights import save_pretrained
 from lightning_modules.loading import load_module, read_checkpoint, resolve_checkpoint
 
 
 def export(checkpoint: str | Path, out: str | Path, dtype: torch.dtype | None = None) -> Path:
     """Write the sampling generator of `checkpoint` to the folder `out` (optionally cast to `dtype`),
-    with `export.json` naming the checkpoint, its global step and the run's experiment."""
+    with `export.json` naming the checkpoint, its iteration and the run's experiment."""
     path = resolve_checkpoint(checkpoint)
     module = load_module(path)
     generator = module.sampling_generator()
@@ -32,7 +33,7 @@ def export(checkpoint: str | Path, out: str | Path, dtype: torch.dtype | None = 
     folder = save_pretrained(generator, out)
     ckpt = read_checkpoint(path)
     config = ckpt["hyper_parameters"]["config"]
-    info = {"checkpoint": str(path), "global_step": int(ckpt.get("global_step", 0)),
+    info = {"checkpoint": str(path), "iteration": checkpoint_iteration(ckpt),
             "experiment": config.get("experiment_name"), "dtype": str(dtype or "as trained")}  # fmt: skip
     (Path(out) / "export.json").write_text(json.dumps(info, indent=1) + "\n")
     return folder

@@ -18,6 +18,7 @@ import lightning as L
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from callbacks.iteration import iteration
 from forcing.errors import ConfigError
 
 
@@ -103,7 +104,5 @@ def launch(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Tra
         with log_file(run_dir / "run.log", enabled=trainer.is_global_zero):
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
             if trainer.is_global_zero:
-                batches = trainer.fit_loop.total_batch_idx + 1
-                iterations = batches // max(1, int(cfg.trainer.accumulate_grad_batches))
-                log.info(summary_line(trainer, run_dir, iterations, started))
+                log.info(summary_line(trainer, run_dir, iteration(trainer), started))
     return trainer

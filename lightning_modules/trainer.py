@@ -6,15 +6,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import ModelParallelStrategy
 from omegaconf import DictConfig
 
+from callbacks.checkpoint import IterationCheckpoint
 from callbacks.evaluation import StreamingEvaluation
+from callbacks.iteration import IterationCounter
 from callbacks.nan_guard import NonFiniteGuard
 from callbacks.progress import IterationProgressBar
 from callbacks.samples import SampleVideos
+from datamodules import validation_clips
 from lightning_modules.console import quiet_lightning
 
 
@@ -36,8 +39,9 @@ def build_strategy(hw: DictConfig) -> str | ModelParallelStrategy:
 def build_trainer(
     cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[L.Callback] = (), paradigm: type | None = None
 ) -> L.Trainer:
-    """The Trainer: TensorBoard in the run directory, step checkpoints, sample videos, streaming
-    evaluation, the non-finite guard and a progress bar over the run's iterations.
+    """The Trainer: TensorBoard in the run directory, checkpoints, sample videos, streaming
+    evaluation, the non-finite guard and a progress bar, all counted in iterations
+    (callbacks/iteration.py; optimiser steps are logged as `trainer/optimizer_steps`).
 
     `trainer.max_steps` counts training iterations for every paradigm; a two-optimiser paradigm
     (`paradigm.optimizer_steps`) gets the matching number of Lightning optimiser steps, and
@@ -56,6 +60,7 @@ def build_trainer(
     logger = TensorBoardLogger(save_dir=str(run_dir.parent), name=run_dir.name, version="", default_hp_metric=False)
     callbacks: list[L.Callback] = [
         NonFiniteGuard(),
+        IterationCounter(),
         SampleVideos(
             every_n_steps=int(cbs.samples_every_n_steps),
             num_samples=int(cbs.num_samples),
@@ -72,21 +77,15 @@ def build_trainer(
             feature_net_dir=Path(cfg.paths.artifacts) / "eval",
             fps=int(cbs.sample_fps),
             at_start=bool(cbs.get("eval_at_start", False)),
+            clips=validation_clips(cfg, int(cbs.eval_num_videos)),
         ),
         LearningRateMonitor(logging_interval="step"),
         *extra_callbacks,
     ]
     if not fast:
-        callbacks.insert(0, ModelCheckpoint(
-            dirpath=str(run_dir / "checkpoints"),
-            filename="step{step:06d}",
-            auto_insert_metric_name=False,
-            every_n_train_steps=int(cbs.checkpoint_every_n_steps),
-            save_top_k=-1,
-            save_last=True,
-        ))  # fmt: skip
+        callbacks.insert(0, IterationCheckpoint(run_dir / "checkpoints", int(cbs.checkpoint_every_n_steps)))
     if tcfg.enable_progress_bar:
-        callbacks.append(IterationProgressBar(iterations, accumulate=int(tcfg.accumulate_grad_batches)))
+        callbacks.append(IterationProgressBar(iterations))
     return L.Trainer(
         accelerator=hw.accelerator,
         devices=hw.devices,

@@ -107,7 +107,6 @@ RANGES: dict[str, Range] = {
     "optim.betas": BETA,
     "optim.critic_betas": BETA,
     # teacher and objective
-    "teacher.guidance_scale": NON_NEGATIVE,
     "objective.real_guidance_scale": NON_NEGATIVE,
     "objective.shift": POSITIVE,
     "objective.min_t": TIMESTEP,
@@ -329,13 +328,28 @@ def check_paths(cfg: DictConfig) -> None:
         raise ConfigError(f"{key}={value} does not exist{hint}")
 
 
+def check_budget(cfg: DictConfig, conf: Path = CONF) -> None:
+    """Refuse a budget with per-experiment entries (`conf/budget/<budget>/`, e.g. study) that has no
+    entry for this experiment: Hydra's optional lookup would silently train the demo recipe. The
+    demo budget has no entries: it is every experiment's own recipe."""
+    budget = str(cfg.get("budget_name", "demo"))
+    entries = conf / "budget" / budget
+    if entries.is_dir() and not (entries / f"{cfg.experiment_name}.yaml").is_file():
+        raise ConfigError(
+            f"budget={budget} has no entry for experiment {cfg.experiment_name}: add "
+            f"conf/budget/{budget}/{cfg.experiment_name}.yaml (a family of conf/budget/{budget}/_family/)"
+        )
+
+
 def validate_run(cfg: DictConfig) -> None:
-    """Raise `ConfigError` (one line) for the first bad value of `cfg`: names, ranges, shapes, paths."""
+    """Raise `ConfigError` (one line) for the first bad value of `cfg`: names, ranges, shapes, paths,
+    the budget's entry."""
     check_choices(cfg)
     check_objective(cfg)
     check_ranges(cfg)
     check_shapes(cfg)
     check_paths(cfg)
+    check_budget(cfg)
 
 
 def check_group_options(args: Sequence[str], conf: Path = CONF) -> None:

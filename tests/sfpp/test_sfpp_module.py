@@ -34,7 +34,7 @@ def test_sfpp_experiments_exist() -> None:
 def test_experiment_composes_and_validates(experiment: str) -> None:
     cfg = compose_run(f"experiment={experiment}")
     p = cfg.paradigm
-    for key in ("name", "frames_per_block", "local_window", "sample_steps", "guidance_scale"):
+    for key in ("name", "frames_per_block", "local_window", "guidance_scale"):
         assert key in p, key
     assert cfg.experiment_name == experiment
     assert (cfg.objective.name, cfg.teacher.experiment) == ("dmd", "shapes_teacher")

@@ -12,7 +12,7 @@ from lightning_modules.artifacts import identity, prerequisite_config
 from tests.suite.helpers import ROOT, compose_run, tiny_teacher
 
 SMALL = ("model=tiny", "world.batch_size=2", "world.val_batch_size=2", "world.val_size=2", "world.num_frames=6",
-         "callbacks.eval_every_n_steps=0", "callbacks.samples_every_n_steps=0", "paradigm.sample_steps=4")  # fmt: skip
+         "callbacks.eval_every_n_steps=0", "callbacks.samples_every_n_steps=0")  # fmt: skip
 
 
 def run_cli(tmp_path, *args: str) -> str:
@@ -26,7 +26,7 @@ def run_cli(tmp_path, *args: str) -> str:
 def test_prerequisite_console_and_summary_line(tmp_path) -> None:
     """Teacher Forcing makes its base first: one layer table (the run's own), a bar "train: n/2" and a
     closing "done:" line naming the run directory."""
-    text = run_cli(tmp_path, "experiment=teacher_forcing", "trainer.fast_dev_run=2")
+    text = run_cli(tmp_path, "experiment=teacher_forcing", "trainer.fast_dev_run=2", "paradigm.sample_steps=4")
     assert "artifact base model (paradigm.generator_init) (shapes_teacher) missing" in text
     assert text.count("Total params") == 1
     assert "Tip:" not in text and "litlogger" not in text

@@ -31,7 +31,7 @@ def test_export_writes_the_ema_generator_and_a_run_starts_from_it(tmp_path) -> N
     expected = {k: v.half().float() for k, v in ema.state_dict().items()}
     assert all(torch.equal(exported.state_dict()[k], v) for k, v in expected.items())
     info = json.loads((tmp_path / "base16" / "export.json").read_text())
-    assert info["global_step"] == 3 and info["experiment"] == "shapes_teacher"
+    assert info["iteration"] == 3 and info["experiment"] == "shapes_teacher"
     # the base's fine-tuning starts from exactly these weights
     tf = compose_run("experiment=teacher_forcing", *SMALL, f"paths.runs={tmp_path}/runs",
                      f"paradigm.generator_init.path={tmp_path / 'base16'}", "train=false")  # fmt: skip

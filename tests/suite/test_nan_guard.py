@@ -56,7 +56,7 @@ def last_checkpoint(tmp_path: Path) -> dict[str, Any]:
     [
         ("teacher_forcing", "weight", "train/loss=nan", 2),  # automatic: refused before the optimiser step
         ("teacher_forcing", "gradient", "gradient of optimiser 0", 2),  # finite loss, infinite gradient
-        ("self_forcing_dmd", "weight", "train/critic_loss=nan", 2),  # manual: iteration 1 = generator + critic steps
+        ("self_forcing_dmd", "weight", "train/critic_loss=nan", 2),  # manual: 3 optimiser steps by iteration 2
     ],
 )
 def test_non_finite_loss_stops_keeps_the_last_good_checkpoint_and_resumes(tmp_path, experiment, what, term,
@@ -68,7 +68,7 @@ def test_non_finite_loss_stops_keeps_the_last_good_checkpoint_and_resumes(tmp_pa
     assert "\n" not in message and "at iteration 3" in message and term in message, message
     assert "last.ckpt" in message and "ckpt_path=auto" in message
     ckpt = last_checkpoint(tmp_path)
-    assert ckpt["global_step"] == saved_step  # the step before the NaN, not overwritten
+    assert ckpt["iteration"] == saved_step  # the iteration before the NaN, not overwritten
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
     recorder = LossRecorder()

@@ -37,4 +37,4 @@ def test_resume_continues_identically(tmp_path) -> None:
     torch.testing.assert_close(torch.tensor(first + second), torch.tensor(full), rtol=0, atol=1e-6)
     ckpt = torch.load(tmp_path / "runs" / "split" / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["hyper_parameters"]["config"]["name"] == "split"  # resolved config in every checkpoint
-    assert ckpt["global_step"] == 4 and ckpt["optimizer_states"]
+    assert ckpt["global_step"] == 4 and ckpt["iteration"] == 4 and ckpt["optimizer_states"]
