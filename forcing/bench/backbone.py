@@ -45,14 +45,14 @@ def _backbone_rows(
     model: torch.nn.Module, batch: int, frames: int, fpb: int, size: int, text_len: int, repeats: int
 ) -> list[tuple]:
     """Timings of the three ways to run one clip: (name, batch, forwards, median ms, min ms, ms/forward, fps)."""
-    from forcing.models import KVCache
+    from forcing.rollout import new_cache
 
     cfg = model.config
     device = next(model.parameters()).device
     x = torch.randn(batch, cfg.in_dim, frames, size, size, device=device)
     t = torch.full((batch, frames), 500.0, device=device)
     context = torch.randn(batch, text_len, cfg.text_dim, device=device)
-    cache = KVCache.for_model(model, batch, frames, model.tokens_per_frame(size, size))
+    cache = new_cache(model, x, frames)  # the rollouts' one cache factory
 
     def bidirectional() -> None:
         model(x, t, context)
