@@ -94,8 +94,8 @@ def sampler_report(module: Any, streaming: bool) -> dict[str, Any]:
     """Steps per block, CFG and block size of the paradigm's sampler."""
     if streaming:
         s = module.sampler_settings()
-        steps, guidance, fpb = len(s["timesteps"]), float(s["guidance_scale"]), int(s["frames_per_block"])
-        sampler = "few-step (x0 + re-noise)" if s["stochastic"] else "Euler ODE"
+        steps, guidance, fpb = len(s.timesteps), s.guidance_scale, s.frames_per_block
+        sampler = "few-step (x0 + re-noise)" if s.stochastic else "Euler ODE"
     else:
         steps, guidance, fpb = int(module.p.sample_steps), float(module.p.guidance_scale), None
         sampler = "Euler ODE, whole clip (bidirectional: cannot stream)"

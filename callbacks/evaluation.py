@@ -130,7 +130,7 @@ class StreamingEvaluation(L.Callback):
             return
         window = self.window if self.window is not None else int(module.cfg.world.num_frames)
         if module.can_stream:
-            fpb = int(module.sampler_settings()["frames_per_block"])
+            fpb = module.sampler_settings().frames_per_block
             if window < fpb:
                 raise ValueError(f"callbacks.eval_window={window} is smaller than one block ({fpb} frames)")
         if trainer.is_global_zero:
@@ -174,7 +174,7 @@ class StreamingEvaluation(L.Callback):
         module.eval()
         try:
             if module.can_stream:
-                fpb = int(module.sampler_settings()["frames_per_block"])
+                fpb = module.sampler_settings().frames_per_block
                 window = self.window if self.window is not None else train_frames
                 latents = module.stream(
                     prompts,

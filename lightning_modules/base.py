@@ -21,7 +21,7 @@ from forcing.encoders import build_codec, build_text_encoder
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
 from forcing.parallel import shard_model
-from forcing.rollout import generate
+from forcing.rollout import SamplerSpec, generate
 
 
 def build_backbone(model_cfg: DictConfig, path: str | None = None, **extra: Any) -> CausalWanModel:
@@ -216,20 +216,20 @@ class ForcingModule(L.LightningModule):
         """The network used for samples: the EMA copy when it exists."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
-    def sampler_settings(self) -> dict[str, Any]:
-        """How this paradigm generates: `timesteps` (descending t list), `stochastic` (few-step
-        re-noising vs Euler ODE), `guidance_scale`, `frames_per_block`."""
+    def sampler_settings(self) -> SamplerSpec:
+        """How this paradigm generates each block (`forcing.rollout.SamplerSpec`)."""
         raise NotImplementedError
 
-    def few_step_settings(self, timesteps: list[float] | None = None) -> dict[str, Any]:
-        """Settings of a distilled generator: the stochastic few-step sampler on `timesteps` (default
+    def few_step_settings(self, timesteps: list[float] | None = None) -> SamplerSpec:
+        """A distilled generator's sampler: the stochastic few-step sampler on `timesteps` (default
         the 4-step grid 1000, 937.5, 833.3, 625), `paradigm.guidance_scale` (1 = no CFG)."""
-        return {
-            "timesteps": timesteps if timesteps is not None else few_step_timesteps().tolist(),
-            "stochastic": True,
-            "guidance_scale": float(self.p.get("guidance_scale", 1.0)),
-            "frames_per_block": int(self.p.frames_per_block),
-        }
+        return SamplerSpec(
+            name=f"{type(self).__name__} few-step",
+            frames_per_block=self.p.frames_per_block,
+            timesteps=timesteps if timesteps is not None else few_step_timesteps().tolist(),
+            stochastic=True,
+            guidance_scale=self.p.get("guidance_scale", 1.0),
+        )
 
     @torch.no_grad()
     def stream(
@@ -247,15 +247,11 @@ class ForcingModule(L.LightningModule):
         """
         gen = torch.Generator(device=self.device).manual_seed(seed)
         noise = torch.randn((len(prompts), *self.latent_shape(num_frames)), generator=gen, device=self.device)
-        settings = self.sampler_settings()
         return generate(
             self.sampling_generator(),
             noise,
             self.condition(prompts),
-            frames_per_block=int(settings["frames_per_block"]),
-            timesteps=settings["timesteps"],
-            stochastic=bool(settings["stochastic"]),
-            guidance_scale=float(settings["guidance_scale"]),
+            **self.sampler_settings().stream_kwargs(),
             cache_frames=cache_frames,
             sink_frames=sink_frames,
             generator=gen,

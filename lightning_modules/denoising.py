@@ -18,6 +18,7 @@ from forcing.diffusion.flow import add_noise, sigma_from_t
 from forcing.diffusion.schedule import euler_timesteps, sample_block_t, sample_logit_normal_block_t
 from forcing.ema import ema_update
 from forcing.objectives import flow_matching_loss
+from forcing.rollout import SamplerSpec
 from lightning_modules.base import ForcingModule, build_backbone
 
 
@@ -85,12 +86,8 @@ class DenoisingModule(ForcingModule):
         loss = flow_matching_loss(v, x0, t, noise, weighting=self.p.get("loss_weighting", "none"), shift=float(self.p.shift))
         return {"loss": loss}
 
-    def sampler_settings(self) -> dict[str, Any]:
+    def sampler_settings(self) -> SamplerSpec:
         """Many-step AR sampling: Euler with CFG per block, clean context in the KV cache."""
         steps = euler_timesteps(int(self.p.sample_steps), shift=float(self.p.sample_shift))[:-1]
-        return {
-            "timesteps": steps.tolist(),
-            "stochastic": False,
-            "guidance_scale": float(self.p.guidance_scale),
-            "frames_per_block": int(self.p.frames_per_block),
-        }
+        return SamplerSpec(f"{type(self).__name__} Euler", self.p.frames_per_block, steps.tolist(), False,
+                           self.p.guidance_scale)

@@ -192,10 +192,8 @@ class SelfForcingPP(SelfForcing):
             raise ConfigError("the noisy-KV-cache ablation streams without sink frames")
         gen = torch.Generator(device=self.device).manual_seed(seed)
         noise = torch.randn((len(prompts), *self.latent_shape(num_frames)), generator=gen, device=self.device)
-        settings = self.sampler_settings()
         return stream_rollout(
             self.sampling_generator(), self.condition(prompts), sliced_noise(noise), num_frames=num_frames,
-            frames_per_block=int(settings["frames_per_block"]), timesteps=settings["timesteps"],
-            cache_frames=cache_frames or num_frames, guidance_scale=float(settings["guidance_scale"]),
-            context_t=float(self.p.context_t), noisy_context=True, generator=gen, on_block=on_block,
+            cache_frames=cache_frames or num_frames, context_t=float(self.p.context_t), noisy_context=True,
+            generator=gen, on_block=on_block, **self.sampler_settings().stream_kwargs(),
         )

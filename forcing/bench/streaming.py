@@ -5,32 +5,18 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from forcing.bench.timing import sync
 from forcing.bench.worlds import BenchWorld
+from forcing.rollout.spec import SamplerSpec
 
 __all__ = ["GenSpec", "generator_specs", "random_inputs", "run_stream", "stream_once", "time_stream"]
 
 
-@dataclass(frozen=True)
-class GenSpec:
-    """A sampler configuration of the AR generator (what `sampler_settings` returns for a paradigm)."""
-
-    name: str
-    frames_per_block: int
-    timesteps: tuple[float, ...]
-    stochastic: bool
-    guidance_scale: float = 1.0
-
-    @property
-    def forwards(self) -> str:
-        """Forwards per block: denoising steps + the cache-writing forward (CFG: batch doubled)."""
-        cfg = ", CFG batch x2" if self.guidance_scale != 1.0 else ""
-        return f"{len(self.timesteps)} + 1{cfg}"
+GenSpec = SamplerSpec  # the benchmark's name for a paradigm's sampler (one definition)
 
 
 def generator_specs(many_steps: int) -> list[GenSpec]:
@@ -73,10 +59,7 @@ def run_stream(
         model,
         noise,
         cond,
-        frames_per_block=spec.frames_per_block,
-        timesteps=spec.timesteps,
-        stochastic=spec.stochastic,
-        guidance_scale=spec.guidance_scale,
+        **spec.stream_kwargs(),
         cache_frames=cache_frames,
         on_block=on_block,
     )

@@ -8,6 +8,7 @@ from .inference import generate, stream_rollout
 from .loop import NoiseFn, drawn_noise, run_blocks, sliced_noise, write_context
 from .policy import BlockLogprobs, Trajectory, policy_logprobs, sample_trajectory
 from .samplers import euler_sample, few_step_sample, sample
+from .spec import SamplerSpec
 from .training import Rollout, diffusion_forcing, self_forcing
 from .window import (
     BACKWARD_NOISE,
@@ -25,6 +26,7 @@ __all__ = [
     "BlockLogprobs",
     "NoiseFn",
     "Rollout",
+    "SamplerSpec",
     "Trajectory",
     "WindowRollout",
     "copy_cache",

@@ -84,8 +84,8 @@ def test_a_student_that_predicts_the_endpoint_has_zero_loss(tmp_path, pairs_dir,
 def test_sampler_settings_are_the_distilled_four_step_sampler(tmp_path, pairs_dir):
     module = ODEInit(_cfg(tmp_path, pairs_dir, "paradigm.frames_per_block=1"))
     settings = module.sampler_settings()
-    assert settings["timesteps"] == few_step_timesteps().tolist() and settings["stochastic"] is True
-    assert settings["guidance_scale"] == 1.0 and settings["frames_per_block"] == 1
+    assert list(settings.timesteps) == few_step_timesteps().tolist() and settings.stochastic is True
+    assert settings.guidance_scale == 1.0 and settings.frames_per_block == 1
 
 
 def test_datamodule_errors_are_one_line_config_errors(tmp_path, pairs_dir):
