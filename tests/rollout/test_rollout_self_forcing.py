@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from forcing.models import KVCache
 from forcing.models.attention import frame_mask
 from forcing.rollout import Rollout, diffusion_forcing, self_forcing
+from tests.suite.helpers import read_frames
 
 GRID = [1000.0, 937.5, 833.3333, 625.0]
 
@@ -61,31 +61,16 @@ def test_exit_steps_and_t_range(model) -> None:
         self_forcing(model, noise, context, frames_per_block=3, timesteps=GRID, exit_steps=[1])
 
 
-def _read_frames(monkeypatch, run) -> dict[int, set[int]]:
-    """Cached frames each block's forwards may attend, keyed by the block's start frame."""
-    seen: dict[int, set[int]] = {}
-    plan = KVCache.plan
-
-    def spy(cache, start_frame, num_frames, local_window=None):
-        out = plan(cache, start_frame, num_frames, local_window)
-        seen.setdefault(start_frame, set()).update(out.read_frames)
-        return out
-
-    monkeypatch.setattr(KVCache, "plan", spy)
-    run()
-    return seen
-
-
 def test_train_window_keeps_the_first_block_out_of_the_last_blocks_view(model, monkeypatch) -> None:
     """Self Forcing §3.4: a cache of frames - frames_per_block frames means the last block never
     attends the first block; without it (cache_frames None) it does."""
     noise, context = inputs(frames=8)
     kw = {"frames_per_block": 2, "timesteps": GRID, "exit_steps": [1] * 4}
-    windowed = _read_frames(monkeypatch, lambda: self_forcing(model, noise, context, cache_frames=6, **kw))
+    windowed = read_frames(monkeypatch, lambda: self_forcing(model, noise, context, cache_frames=6, **kw))
     assert windowed[6] == {2, 3, 4, 5}  # the last block sees blocks 1 and 2, not block 0
     assert windowed[4] == {0, 1, 2, 3}  # earlier blocks still see the whole (shorter) past
     monkeypatch.undo()
-    full = _read_frames(monkeypatch, lambda: self_forcing(model, noise, context, **kw))
+    full = read_frames(monkeypatch, lambda: self_forcing(model, noise, context, **kw))
     assert full[6] == {0, 1, 2, 3, 4, 5}
 
 

@@ -7,22 +7,15 @@ from typing import Any
 
 import pytest
 import torch
-from omegaconf import open_dict
 
-from forcing.models import KVCache
 from lightning_modules.self_forcing import SelfForcing
-from tests.suite.helpers import compose_run
+from tests.suite.helpers import read_frames
+from tests.suite.helpers import tiny_module as shared_tiny_module
 
 
 def tiny_module(experiment: str, *overrides: str) -> SelfForcing:
     """`experiment` on the tiny backbone with random weights (no artifacts, no trainer)."""
-    cfg = compose_run(f"experiment={experiment}", "model=tiny", *overrides)
-    with open_dict(cfg):
-        cfg.teacher.path = None
-        cfg.paradigm.generator_init.path = None
-    module = SelfForcing(cfg)
-    module.configure_model()
-    return module
+    return shared_tiny_module(SelfForcing, experiment, *overrides)
 
 
 def batch_of(module: SelfForcing) -> dict[str, Any]:
@@ -42,17 +35,9 @@ def test_last_block_never_attends_the_first_by_default(experiment, last_start, v
     block out of the last block's attention; self_forcing_dmd_no_window does not."""
     module = tiny_module(experiment)
     batch = batch_of(module)
-    seen: dict[int, set[int]] = {}
-    plan = KVCache.plan
-
-    def spy(cache, start_frame, num_frames, local_window=None):
-        out = plan(cache, start_frame, num_frames, local_window)
-        seen.setdefault(start_frame, set()).update(out.read_frames)
-        return out
-
-    monkeypatch.setattr(KVCache, "plan", spy)
     with torch.no_grad():
-        module.rollout(batch, module.condition(batch["prompt"]).context, None, module.clip_rngs(batch, salt=0))
+        seen = read_frames(monkeypatch, lambda: module.rollout(
+            batch, module.condition(batch["prompt"]).context, None, module.clip_rngs(batch, salt=0)))
     assert max(seen) == last_start and seen[last_start] == visible
 
 

@@ -18,6 +18,7 @@ from lightning_modules.self_forcing_pp import SelfForcingPP
 from lightning_modules.sfpp_grpo import GRPOStage
 from lightning_modules.sfpp_stage import DMDStage
 from tests.suite.helpers import EXPERIMENTS, LossRecorder, compose_run, fast_overrides
+from tests.suite.helpers import tiny_module as shared_tiny_module
 
 SFPP = [e for e in EXPERIMENTS if e.startswith("self_forcing_pp")]
 TINY = ["model=tiny", "paradigm.generator_init.experiment=null"]  # fast: no ODE-init prerequisite
@@ -100,13 +101,7 @@ def test_optimizer_steps_per_stage() -> None:
 
 def tiny_module(*overrides: str) -> SelfForcingPP:
     """The module on the tiny backbone with random weights (no artifacts, no trainer)."""
-    cfg = compose_run("experiment=self_forcing_pp", "model=tiny", *overrides)
-    with open_dict(cfg):
-        cfg.teacher.path = None
-        cfg.paradigm.generator_init.path = None
-    module = SelfForcingPP(cfg)
-    module.configure_model()
-    return module
+    return shared_tiny_module(SelfForcingPP, "self_forcing_pp", *overrides)
 
 
 def batch_of(module: SelfForcingPP) -> tuple[dict, torch.Tensor, list]:

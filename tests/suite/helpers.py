@@ -57,3 +57,34 @@ def tiny_teacher(folder: Path) -> Path:
         for weight in model.parameters():
             weight.add_(0.02 * torch.randn_like(weight))
     return save_pretrained(model, folder)
+
+
+def tiny_module(cls: type, experiment: str, *overrides: str) -> Any:
+    """`experiment`'s module `cls` on the tiny backbone with random weights (no artifacts, no trainer)."""
+    from omegaconf import open_dict
+
+    cfg = compose_run(f"experiment={experiment}", "model=tiny", *overrides)
+    with open_dict(cfg):
+        cfg.teacher.path = None
+        cfg.paradigm.generator_init.path = None
+    module = cls(cfg)
+    module.configure_model()
+    return module
+
+
+def read_frames(monkeypatch: Any, run: Any) -> dict[int, set[int]]:
+    """Cached frames the forwards of each block may attend while `run()` runs, keyed by the block's
+    start frame (a spy on `KVCache.plan`)."""
+    from forcing.models import KVCache
+
+    seen: dict[int, set[int]] = {}
+    plan = KVCache.plan
+
+    def spy(cache: Any, start_frame: int, num_frames: int, local_window: int | None = None) -> Any:
+        out = plan(cache, start_frame, num_frames, local_window)
+        seen.setdefault(start_frame, set()).update(out.read_frames)
+        return out
+
+    monkeypatch.setattr(KVCache, "plan", spy)
+    run()
+    return seen
