@@ -33,3 +33,17 @@ def test_checkpoint_scores_equal_the_training_evaluation(eval_sweep: Path, tmp_p
     assert scalars_at(tmp_path / "tf_eval")["eval/stability@1x"] == pytest.approx(scalars["eval/stability@1x"])
     assert (tmp_path / "tf_eval" / "config.yaml").is_file()
     assert list((tmp_path / "tf_eval" / "eval").glob("stream_step*.mp4"))
+
+
+def test_set_changes_known_keys_and_refuses_unknown_ones() -> None:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"paradigm": {"guidance_scale": 4.0, "sample_shift": 1.0}})
+    OmegaConf.set_struct(cfg, True)
+    apply = _evaluate_module().apply_settings
+    apply(cfg, ["paradigm.guidance_scale=2.5", "paradigm.sample_shift=3"])
+    assert cfg.paradigm.guidance_scale == 2.5 and cfg.paradigm.sample_shift == 3
+    with pytest.raises(SystemExit, match="paradigm.guidance"):
+        apply(cfg, ["paradigm.guidance=3"])  # a typo is refused, not silently added
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        apply(cfg, ["paradigm.guidance_scale"])
