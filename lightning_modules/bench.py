@@ -14,9 +14,10 @@ the same flags (``python -m forcing.bench`` runs the library's sections only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,10 @@ __all__ = [
     "discover_experiments",
     "iteration_note",
     "main",
+    "quiet_lightning",
     "step_timer",
     "time_training",
+    "timed_steps",
     "train_row",
 ]
 
@@ -103,6 +106,33 @@ def time_training(cfg: Any, steps: int, device: torch.device, root: Path) -> tup
     return cls.__name__, timer.times[1:]
 
 
+def timed_steps(p: Any, steps: int) -> int:
+    """`steps` rounded up to whole generator/critic cycles (`paradigm.ratio`), so the mean is fair."""
+    cycle = int(p.get("ratio") or 1) if p.get("stage") != "grpo" else 1
+    return -(-steps // cycle) * cycle
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's loggers at ERROR and warnings ignored inside the block (benchmark output stays a table)."""
+    import logging
+    import warnings
+
+    import lightning.pytorch  # noqa: F401 - sets its loggers' levels on import; quieten them after
+
+    quiet = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+
+
 def iteration_note(p: Any) -> str:
     """What one iteration of a paradigm does when it is not a single loss: stage, critic/generator ratio."""
     if p.get("stage") == "grpo":
@@ -129,9 +159,7 @@ def train_row(name: str, args: argparse.Namespace, device: torch.device, root: P
         "callbacks.samples_every_n_steps=0",
     )
     p = cfg.paradigm
-    cycle = int(p.get("ratio") or 1) if p.get("stage") != "grpo" else 1
-    steps = -(-args.train_steps // cycle) * cycle  # whole generator/critic cycles, so the mean is fair
-    paradigm, times = time_training(cfg, steps, device, root)
+    paradigm, times = time_training(cfg, timed_steps(p, args.train_steps), device, root)
     med, mean = statistics.median(times), statistics.fmean(times)
     note = iteration_note(p)
     return (
@@ -144,30 +172,17 @@ def train_row(name: str, args: argparse.Namespace, device: torch.device, root: P
 @section("train")
 def bench_train(args: argparse.Namespace) -> str:
     """Training iteration time of every experiment's paradigm on the same backbone and batch."""
-    import logging
     import tempfile
-    import warnings
-
-    import lightning.pytorch  # noqa: F401 - sets its loggers' levels on import; quieten them after
 
     device, world = torch.device(args.device), bench_world(args)
     rows, skipped = [], []
-    quiet = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
-    levels = [q.level for q in quiet]
-    for q in quiet:
-        q.setLevel(logging.ERROR)
-    try:
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for name in args.experiments or discover_experiments():
-                try:
-                    rows.append(train_row(name, args, device, Path(tmp)))
-                except Exception as err:  # noqa: BLE001 - a module that cannot be built is a note, not a crash
-                    reason = (str(err).splitlines() or [""])[0][:200]
-                    skipped.append(f"- `{name}`: skipped ({type(err).__name__}: {reason})")
-    finally:
-        for q, level in zip(quiet, levels):
-            q.setLevel(level)
+    with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
+        for name in args.experiments or discover_experiments():
+            try:
+                rows.append(train_row(name, args, device, Path(tmp)))
+            except Exception as err:  # noqa: BLE001 - a module that cannot be built is a note, not a crash
+                reason = (str(err).splitlines() or [""])[0][:200]
+                skipped.append(f"- `{name}`: skipped ({type(err).__name__}: {reason})")
     lines = [
         f"### train: one iteration (forward, backward, optimiser step(s); data loading excluded) per experiment "
         f"of `conf/experiment`, `model={world.model_group}`, batch {args.train_batch}, random weights "

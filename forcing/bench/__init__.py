@@ -6,6 +6,10 @@ imported: :mod:`.backbone`, :mod:`.generation`, :mod:`.memory`. Shared pieces: :
 (generator configurations, timed streams), :mod:`.probes` (allocation probes; the KV cache probe is
 :mod:`forcing.models.cache_probe`); the command line is :mod:`.cli`.
 
+The GPU check (``experiments/bench/gpu_check.sh``) uses :mod:`.stages` (time budget, JSON stage
+records), :mod:`.stream_check` (Wan-size streaming rows, end to end with the VAE) and :mod:`.vae`
+(a randomly initialised Wan VAE); its training stage is :mod:`lightning_modules.train_check`.
+
 The `train` section (training iterations of every experiment) needs the paradigms, so it lives with
 them in :mod:`lightning_modules.bench`, which registers it here and runs the same command line:
 ``python -m lightning_modules.bench``. The library imports nothing from it.

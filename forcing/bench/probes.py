@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
 from forcing.models.cache_probe import CacheProbe
 
-__all__ = ["BLOCK_MARK", "CacheProbe", "stream_alloc"]
+__all__ = ["BLOCK_MARK", "CacheProbe", "PeakMemory", "peak_memory", "stream_alloc"]
 
 
 BLOCK_MARK = "forcing.bench.block_done"
@@ -73,3 +75,27 @@ def _cuda_stream_alloc(run: Callable[[Callable], object], device: torch.device) 
     torch.cuda.synchronize(device)
     peaks.append(torch.cuda.max_memory_allocated(device))
     return max(peaks) - base, max(block_peaks, default=0)
+
+
+@dataclass
+class PeakMemory:
+    """What :func:`peak_memory` measured: the allocator's peak in bytes (None off CUDA)."""
+
+    bytes: int | None = None
+
+
+@contextmanager
+def peak_memory(device: torch.device) -> Iterator[PeakMemory]:
+    """The peak of memory allocated on `device` inside the block (weights and caches included).
+
+    CUDA: `torch.cuda.max_memory_allocated` after resetting the peak statistics on entry; other
+    devices: `bytes` stays None (there is no allocator peak to read cheaply).
+    """
+    found = PeakMemory()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    yield found
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        found.bytes = int(torch.cuda.max_memory_allocated(device))
