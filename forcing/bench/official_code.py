@@ -17,13 +17,13 @@ Stand-ins, only inside this process, each for a reason (file: line of the clone 
 - `demo_utils/memory.py:9` and `wan/modules/t5.py:478` (a default argument) call
   `torch.cuda.current_device()` at import: without CUDA, stand-in modules (the benchmark uses neither
   `low_memory` nor the UMT5 text encoder: it gives both models the same random text embeddings);
-- attention: `wan/modules/model.py:180` (`flash_attention`, cross-attention) asserts a CUDA device and
-  needs flash-attn; `wan/modules/attention.py:170` (`attention`, the cached self-attention) falls back to
+- attention: `wan/modules/model.py:189` (`flash_attention`, cross-attention) asserts a CUDA device and
+  needs flash-attn; `wan/modules/attention.py:177` (`attention`, the cached self-attention) falls back to
   SDPA but casts q/k/v to bf16 and returns bf16, which the fp32 output projection rejects. Both are
   replaced by fp32 `scaled_dot_product_attention` (what our model runs on CPU);
-- `utils/wan_wrapper.py:130` loads `wan_models/<name>/` (`CausalWanModel.from_pretrained`): the
+- `utils/wan_wrapper.py:127` loads `wan_models/<name>/` (`CausalWanModel.from_pretrained`): the
   wrapper is built by its own `__init__` with `from_pretrained` answering the tiny model built here;
-- `pipeline/causal_inference.py:33,245,268` hard-code Wan-1.3B sizes (30 blocks, 1560 tokens/frame,
+- `pipeline/causal_inference.py:33-34,285-296,308` hard-code Wan-1.3B sizes (30 blocks, 1560 tokens/frame,
   KV caches of 12 heads x 128 and 512 text tokens, 32760 tokens without a window): set to the tiny
   model's sizes (the same allocation with other shapes).
 """
