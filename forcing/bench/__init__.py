@@ -1,7 +1,9 @@
 """Speed and memory tables printed as markdown by ``python -m forcing.bench <section> [...]``.
 
 One module per section, each registering itself with ``@section("name")`` (:mod:`.registry`) when
-imported: :mod:`.backbone`, :mod:`.generation`, :mod:`.memory`. Shared pieces: :mod:`.timing`
+imported: :mod:`.backbone`, :mod:`.generation`, :mod:`.memory`, :mod:`.official` (against a local
+clone of the official Self Forcing code: :mod:`.official_code` loads it, :mod:`.official_runs`
+streams it). Shared pieces: :mod:`.timing`
 (timed calls, the machine line), :mod:`.worlds` (random-input presets), :mod:`.streaming`
 (generator configurations, timed streams), :mod:`.probes` (allocation probes; the KV cache probe is
 :mod:`forcing.models.cache_probe`); the command line is :mod:`.cli`.
@@ -16,12 +18,13 @@ them in :mod:`lightning_modules.bench`, which registers it here and runs the sam
 """
 
 # Importing the section modules registers them; SECTIONS keeps import order, which is the default
-# run order: backbone, generation, memory (alphabetical, so import sorting keeps it), then train
+# run order: backbone, generation, memory, official (alphabetical, so import sorting keeps it), then train
 # when lightning_modules.bench registers it.
 from forcing.bench.backbone import bench_backbone
 from forcing.bench.cli import main, parse_args
 from forcing.bench.generation import bench_generation
 from forcing.bench.memory import bench_memory
+from forcing.bench.official import bench_official
 from forcing.bench.probes import CacheProbe, stream_alloc
 from forcing.bench.registry import SECTIONS, section
 from forcing.bench.streaming import GenSpec
@@ -36,6 +39,7 @@ __all__ = [
     "bench_backbone",
     "bench_generation",
     "bench_memory",
+    "bench_official",
     "main",
     "parse_args",
     "section",

@@ -8,6 +8,7 @@ markdown string. Only benchmarks time things (tests never do).
     python -m forcing.bench backbone --device cuda
     python -m forcing.bench generation memory        # streaming speed, flat memory
     python -m forcing.bench --tiny                   # every section on the tiny preset (seconds; tests)
+    python -m forcing.bench official --official ~/Self-Forcing --threads 1   # vs the official code
 
 The `train` section (training iterations of every experiment) needs the Lightning modules and the
 Hydra configs, which the library never imports: ``python -m lightning_modules.bench`` registers it
@@ -48,6 +49,13 @@ def parse_args(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.
     parser.add_argument("--many-steps", type=int, default=32, help="Euler steps of the many-step generator")
     parser.add_argument(
         "--multiples", type=int, nargs="+", default=[1, 5, 20], help="memory: x training length"
+    )
+    parser.add_argument(
+        "--official", default=None, help="official: a local clone of github.com/guandeh17/Self-Forcing"
+    )
+    parser.add_argument("--official-frames", type=int, default=12, help="official: latent frames per stream")
+    parser.add_argument(
+        "--official-window", type=int, default=6, help="official: frames of the rolling KV-cache row"
     )
     # the train section's flags (python -m lightning_modules.bench), parsed by both commands
     parser.add_argument("--train-steps", type=int, default=3, help="train: timed iterations per experiment")

@@ -13,7 +13,15 @@ from forcing.bench.timing import sync
 from forcing.bench.worlds import BenchWorld
 from forcing.rollout.spec import SamplerSpec
 
-__all__ = ["GenSpec", "generator_specs", "random_inputs", "run_stream", "stream_once", "time_stream"]
+__all__ = [
+    "GenSpec",
+    "generator_specs",
+    "median_times",
+    "random_inputs",
+    "run_stream",
+    "stream_once",
+    "time_stream",
+]
 
 
 GenSpec = SamplerSpec  # the benchmark's name for a paradigm's sampler (one definition)
@@ -91,11 +99,17 @@ def stream_once(
     return first[0], time.perf_counter() - start
 
 
+def median_times(stream: Callable[[], tuple[float, float]], repeats: int) -> tuple[float, float, float]:
+    """Median first-block latency, median and min total seconds of `repeats` calls of `stream` (each
+    returning (first-block latency, total) seconds) after one warm-up call."""
+    stream()
+    runs = [stream() for _ in range(repeats)]
+    totals = [r[1] for r in runs]
+    return statistics.median(r[0] for r in runs), statistics.median(totals), min(totals)
+
+
 def time_stream(
     model: torch.nn.Module, spec: GenSpec, noise: torch.Tensor, cond: Any, decode: Any, repeats: int
 ) -> tuple[float, float, float]:
     """Median first-block latency, median and min total seconds of `repeats` streams after one warm-up."""
-    stream_once(model, spec, noise, cond, decode)
-    runs = [stream_once(model, spec, noise, cond, decode) for _ in range(repeats)]
-    totals = [r[1] for r in runs]
-    return statistics.median(r[0] for r in runs), statistics.median(totals), min(totals)
+    return median_times(lambda: stream_once(model, spec, noise, cond, decode), repeats)
