@@ -10,6 +10,7 @@ and DataLoader workers split a rank's indices among themselves.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -37,6 +38,7 @@ def train_seed(base_seed: int, index: int) -> int:
     return TRAIN_SEED_BASE + base_seed * STREAM_STRIDE + index
 
 
+@dataclass
 class ShapesClips(Dataset):
     """Clips keyed by their seed: `dataset[seed] -> {"video": [3, F, H, W], "prompt": str, "seed": int}`.
 
@@ -44,15 +46,12 @@ class ShapesClips(Dataset):
     (the validation seeds); training keys come from `SeedStreamSampler`.
     """
 
-    def __init__(
-        self, length: int, num_frames: int, height: int, width: int, max_shapes: int, min_shapes: int = 1
-    ) -> None:
-        self.length = length
-        self.num_frames = num_frames
-        self.height = height
-        self.width = width
-        self.max_shapes = max_shapes
-        self.min_shapes = min_shapes
+    length: int
+    num_frames: int
+    height: int
+    width: int
+    max_shapes: int
+    min_shapes: int = 1
 
     def __len__(self) -> int:
         return self.length

@@ -1,6 +1,6 @@
 """A PNG filmstrip of a checkpoint's samples on the first validation prompts, under the ground truth.
 
-    python -m experiments.learnability.filmstrip RUN_OR_CKPT --out frames.png [--videos 4]
+    python -m experiments.learnability.filmstrip RUN_OR_CKPT --out frames.png [--videos 4] [--set KEY=VALUE ...]
 
 Rows per prompt: ground truth, then the checkpoint's sample (EMA generator, its own sampler, the
 seed the evaluation uses); columns: frames. For looking at what the numbers mean.
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from datamodules import validation_clips
+from experiments.evaluate import apply_settings
 from experiments.learnability.show import grid
 from forcing.world import prompt_for, render
 from lightning_modules.loading import load_module, resolve_checkpoint
@@ -27,8 +28,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--videos", type=int, default=4)
     p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="e.g. paradigm.guidance_scale=2")
     a = p.parse_args(argv)
     module = load_module(resolve_checkpoint(a.checkpoint)).eval()
+    apply_settings(module.cfg, a.set)
     w = module.cfg.world
     clips = validation_clips(module.cfg, a.videos)
     frames = int(w.num_frames)

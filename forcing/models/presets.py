@@ -79,26 +79,12 @@ class WanConfig:
 PRESETS: dict[str, WanConfig] = {
     # Unit tests: a few thousand parameters, head_dim 16 (RoPE axes 8/4/4).
     "tiny": WanConfig(
-        dim=32,
-        ffn_dim=64,
-        freq_dim=16,
-        text_dim=16,
-        num_heads=2,
-        num_layers=2,
-        in_dim=4,
-        out_dim=4,
+        dim=32, ffn_dim=64, freq_dim=16, text_dim=16, num_heads=2, num_layers=2, in_dim=4, out_dim=4,
         patch_size=(1, 2, 2),
     ),
     # Shapes world: RGB 32x32 frames, identity codec, 8x8 = 64 tokens per frame, head_dim 32 (12/10/10).
     "shapes": WanConfig(
-        dim=128,
-        ffn_dim=512,
-        freq_dim=64,
-        text_dim=64,
-        num_heads=4,
-        num_layers=4,
-        in_dim=3,
-        out_dim=3,
+        dim=128, ffn_dim=512, freq_dim=64, text_dim=64, num_heads=4, num_layers=4, in_dim=3, out_dim=3,
         patch_size=(1, 4, 4),
     ),
     # Wan2.1-T2V-1.3B: 12 heads x 128, 30 blocks, UMT5-XXL text features.
