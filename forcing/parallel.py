@@ -3,6 +3,11 @@
 `fully_shard` each transformer block, then the root (so single blocks really are the unit of
 all-gather, unlike size-based wrapping), with activation checkpointing applied per block first.
 Frozen networks are sharded the same way and simply get no optimiser.
+
+Precision: the trainable networks keep fp32 parameters (the sharded master weights, hence fp32
+AdamW state and EMA) and FSDP2 all-gathers them in `param_dtype` for compute
+(`MixedPrecisionPolicy`), reducing gradients in `reduce_dtype`; frozen networks are stored in
+`frozen_dtype` (`cast_frozen`), since a frozen weight never needs more than its compute precision.
 """
 
 from __future__ import annotations
@@ -22,6 +27,19 @@ def to_dtype(name: str | torch.dtype) -> torch.dtype:
     if name not in _DTYPES:
         raise ValueError(f"unknown dtype {name!r}: one of {sorted(_DTYPES)}")
     return _DTYPES[name]
+
+
+def cast_frozen(module: nn.Module, dtype: str | torch.dtype) -> nn.Module:
+    """Store a frozen network's floating-point parameters in `dtype` (in place; buffers such as
+    normalisation and positional tables keep theirs)."""
+    dtype = to_dtype(dtype)
+    params = list(module.parameters())
+    if any(p.requires_grad for p in params):
+        raise ValueError(f"cast_frozen: {type(module).__name__} has trainable parameters")
+    for param in params:
+        if param.is_floating_point():
+            param.data = param.data.to(dtype)
+    return module
 
 
 def data_parallel_mesh(mesh: Any) -> Any:

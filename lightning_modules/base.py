@@ -20,7 +20,7 @@ from forcing.diffusion.schedule import few_step_timesteps
 from forcing.encoders import build_codec, build_text_encoder
 from forcing.errors import ConfigError
 from forcing.models import CausalWanModel
-from forcing.parallel import shard_model
+from forcing.parallel import cast_frozen, shard_model
 from forcing.rollout import SamplerSpec, generate
 
 
@@ -90,7 +90,9 @@ class ForcingModule(L.LightningModule):
 
     # ------------------------------------------------------------------ building
     def configure_model(self) -> None:
-        """Build every network, then shard per block (FSDP2) when a device mesh exists."""
+        """Build every network, store the frozen ones in `hardware.frozen_dtype`, then shard per
+        block (FSDP2) when a device mesh exists: trainable weights stay fp32 (so do their AdamW
+        state and the EMA) and are all-gathered in `hardware.param_dtype` for compute."""
         if self.generator is not None:
             return
         self.text_encoder = build_text_encoder(**OmegaConf.to_container(self.cfg.world.text_encoder, resolve=True))
@@ -100,8 +102,10 @@ class ForcingModule(L.LightningModule):
         self.build_networks()
         if self.p.get("ema_decay") is not None and self.generator_ema is None:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
-        mesh = self._device_mesh
         hw = self.cfg.hardware
+        for frozen in self.frozen_networks():
+            cast_frozen(frozen, hw.get("frozen_dtype", "float32"))
+        mesh = self._device_mesh
         checkpointing = bool(self.cfg.model.get("gradient_checkpointing", False))
         for net in self.backbones():
             shard_model(
@@ -119,6 +123,15 @@ class ForcingModule(L.LightningModule):
     def backbones(self) -> list[CausalWanModel]:
         """The backbones to shard (trainable and frozen)."""
         return [m for m in (self.generator, self.generator_ema) if m is not None]
+
+    def frozen_networks(self) -> list[nn.Module]:
+        """The networks that never train (text encoder, codec, frozen backbones such as a teacher,
+        real score or reference policy); the EMA is excluded: it accumulates small updates."""
+        backbones = [
+            m for m in self.backbones()
+            if m is not self.generator_ema and not any(p.requires_grad for p in m.parameters())
+        ]
+        return [m for m in (self.text_encoder, self.codec, *backbones) if m is not None]
 
     def configure_optimizers(self) -> Any:
         """AdamW on the generator with linear warm-up (created after sharding)."""
@@ -169,9 +182,9 @@ class ForcingModule(L.LightningModule):
         return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in rngs])
 
     def encode_prompts(self, prompts: list[str]) -> Tensor:
-        """Frozen text encoder: prompts -> [B, L, D] on this module's device."""
+        """Frozen text encoder: prompts -> [B, L, D] (fp32, whatever the encoder's dtype) on this module's device."""
         with torch.no_grad():
-            return self.text_encoder(prompts).to(self.device)
+            return self.text_encoder(prompts).to(self.device, torch.float32)
 
     def condition(
         self, prompts: list[str], dropout: float = 0.0, rngs: list[torch.Generator] | None = None
@@ -185,9 +198,9 @@ class ForcingModule(L.LightningModule):
         return Conditioning(context=context, null_context=null)
 
     def encode_video(self, video: Tensor) -> Tensor:
-        """Frozen codec: pixels [B, 3, F, H, W] in [-1, 1] -> latents [B, C, F', H', W']."""
+        """Frozen codec: pixels [B, 3, F, H, W] in [-1, 1] -> fp32 latents [B, C, F', H', W']."""
         with torch.no_grad():
-            return self.codec.encode(video.to(self.device))
+            return self.codec.encode(video.to(self.device)).float()
 
     def decode_video(self, latents: Tensor) -> Tensor:
         """Latents -> pixels [B, 3, F, H, W] in [-1, 1]."""

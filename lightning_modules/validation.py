@@ -180,6 +180,7 @@ CHOICES: dict[str, Sequence[str] | Callable[[], Sequence[str]]] = {
     "hardware.precision": ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true"),
     "hardware.param_dtype": DTYPES,
     "hardware.reduce_dtype": DTYPES,
+    "hardware.frozen_dtype": DTYPES,
     "world.codec.kind": tuple(CODEC_STRIDES),
     "world.text_encoder.kind": ("toy", "umt5"),
     "logger.kind": ("tensorboard",),
@@ -314,6 +315,19 @@ def check_shapes(cfg: DictConfig) -> None:
         raise ConfigError(f"callbacks.eval_window={cbs.eval_window} is smaller than one block ({fpb} frames)")
 
 
+def check_precision(cfg: DictConfig) -> None:
+    """Refuse Lightning's half `*-true` precisions with FSDP2: they cast the whole module, so the
+    master weights, AdamW state and EMA would be half precision (lr-2e-6 updates vanish below
+    bf16 resolution); FSDP2 computes in half precision through `hardware.param_dtype` instead."""
+    hw = cfg.hardware
+    if hw.strategy == "fsdp2" and hw.precision in ("bf16-true", "16-true"):
+        raise ConfigError(
+            f"hardware.precision={hw.precision} casts the master weights, AdamW state and EMA to half precision; "
+            "with hardware.strategy=fsdp2 use hardware.precision=32-true and hardware.param_dtype=bfloat16 "
+            "(fp32 sharded weights, bf16 compute)"
+        )
+
+
 def check_paths(cfg: DictConfig) -> None:
     """Weights and data given by path exist (a missing one never falls back to training another)."""
     for key, maker in PATHS.items():
@@ -342,12 +356,13 @@ def check_budget(cfg: DictConfig, conf: Path = CONF) -> None:
 
 
 def validate_run(cfg: DictConfig) -> None:
-    """Raise `ConfigError` (one line) for the first bad value of `cfg`: names, ranges, shapes, paths,
-    the budget's entry."""
+    """Raise `ConfigError` (one line) for the first bad value of `cfg`: names, ranges, shapes,
+    precision, paths, the budget's entry."""
     check_choices(cfg)
     check_objective(cfg)
     check_ranges(cfg)
     check_shapes(cfg)
+    check_precision(cfg)
     check_paths(cfg)
     check_budget(cfg)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,23 @@ def compose_run(*overrides: str) -> DictConfig:
     """The config `python run.py <overrides>` would see."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("run", overrides=list(overrides), return_hydra_config=False)
+
+
+def free_port() -> int:
+    """A free local TCP port (the rendezvous of a `torchrun`)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(script: str, *args: str, nproc: int = 2, timeout: int = 1200) -> None:
+    """Run `script` (a path under the repository) on `nproc` gloo processes; fail with its stderr."""
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(free_port()),
+        script, *args,
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
 
 
 #: experiments of paradigms that learn from data by flow matching (single optimiser)
@@ -59,15 +79,20 @@ def tiny_teacher(folder: Path) -> Path:
     return save_pretrained(model, folder)
 
 
-def tiny_module(cls: type, experiment: str, *overrides: str) -> Any:
-    """`experiment`'s module `cls` on the tiny backbone with random weights (no artifacts, no trainer)."""
+def tiny_config(experiment: str, *overrides: str) -> DictConfig:
+    """`experiment` on the tiny backbone with random weights (no teacher or initialisation artifacts)."""
     from omegaconf import open_dict
 
     cfg = compose_run(f"experiment={experiment}", "model=tiny", *overrides)
     with open_dict(cfg):
         cfg.teacher.path = None
         cfg.paradigm.generator_init.path = None
-    module = cls(cfg)
+    return cfg
+
+
+def tiny_module(cls: type, experiment: str, *overrides: str) -> Any:
+    """`experiment`'s module `cls` on the tiny backbone with random weights (no artifacts, no trainer)."""
+    module = cls(tiny_config(experiment, *overrides))
     module.configure_model()
     return module
 

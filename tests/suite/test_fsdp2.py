@@ -10,21 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-import socket
-import subprocess
-import sys
 
 import pytest
 
 from lightning_modules.launch import launch
-from tests.suite.helpers import DENOISING, EXPERIMENTS, ROOT, LossRecorder, compose_run, fast_overrides
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from tests.suite.helpers import DENOISING, EXPERIMENTS, LossRecorder, compose_run, fast_overrides, torchrun
 
 STEPS = 2
 # a large first update so that the second step's loss depends on the (sharded) gradients
@@ -35,12 +25,7 @@ STEP_OVERRIDES = (f"trainer.fast_dev_run={STEPS}", "optim.warmup_steps=1", "opti
 def fsdp2_losses(tmp_path_factory) -> dict[str, list[float]]:
     tmp = tmp_path_factory.mktemp("fsdp2")
     out = tmp / "losses"
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-        "tests/suite/fsdp2_worker.py", str(out), str(tmp), *STEP_OVERRIDES, "--", *EXPERIMENTS,
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    torchrun("tests/suite/fsdp2_worker.py", str(out), str(tmp), *STEP_OVERRIDES, "--", *EXPERIMENTS)
     ranks = [json.loads((tmp / f"losses.rank{r}.json").read_text()) for r in range(2)]
     return {name: [(a + b) / 2 for a, b in zip(ranks[0][name], ranks[1][name])] for name in ranks[0]}
 

@@ -51,6 +51,10 @@ BAD = [
                                                                "DistributionMatching objective"),
     ("teacher_forcing", "hardware.strategy=ddp", "hardware.strategy='ddp' is not one of: auto, fsdp2"),
     ("teacher_forcing", "hardware.precision=8-bit", "hardware.precision='8-bit' is not one of"),
+    ("teacher_forcing", "hardware.frozen_dtype=int8", "hardware.frozen_dtype='int8' is not one of"),
+    # precision: Lightning's bf16-true would make the sharded master weights bf16
+    ("teacher_forcing", "hardware=cpu_fsdp2 hardware.precision=bf16-true", "hardware.precision=bf16-true casts the "
+                                                                          "master weights, AdamW state and EMA"),
     ("teacher_forcing", "+model.overrides.num_heads=3", "do not make a valid 'shapes' backbone"),
     # paths that must exist
     ("self_forcing_dmd", "teacher.path=/no/such/teacher", "teacher.path=/no/such/teacher does not exist (made by "
