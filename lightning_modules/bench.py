@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from forcing.bench import cli
+from forcing.bench.markdown import md_row
 from forcing.bench.registry import section
 from forcing.bench.timing import machine, sync
 from forcing.bench.worlds import bench_world
@@ -162,10 +163,10 @@ def train_row(name: str, args: argparse.Namespace, device: torch.device, root: P
     paradigm, times = time_training(cfg, timed_steps(p, args.train_steps), device, root)
     med, mean = statistics.median(times), statistics.fmean(times)
     note = iteration_note(p)
-    return (
-        f"| {name} | {paradigm} | {p.frames_per_block} | {device.type} | {cfg.hardware.precision} "
-        f"| {args.train_batch} x {cfg.world.num_frames} | {len(times)} | {mean * 1e3:.0f} | {med * 1e3:.0f} "
-        f"| {min(times) * 1e3:.0f} | {args.train_batch / mean:.2f} | {note} |"
+    return md_row(
+        name, paradigm, p.frames_per_block, device.type, cfg.hardware.precision,
+        f"{args.train_batch} x {cfg.world.num_frames}", len(times), f"{mean * 1e3:.0f}", f"{med * 1e3:.0f}",
+        f"{min(times) * 1e3:.0f}", f"{args.train_batch / mean:.2f}", note,
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from forcing.bench.markdown import md_header, md_row
+
 __all__ = ["check_tables"]
 
 
@@ -12,32 +14,25 @@ def _gib(n: int | None) -> str:
 
 
 def _stream_table(doc: dict[str, Any]) -> list[str]:
-    lines = [
-        "| generator | latent frames (video) | rolling cache | FPS denoise | FPS end to end | first chunk (s) "
-        "| first chunk e2e (s) | peak mem e2e (GiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    columns = ("generator", "latent frames (video)", "rolling cache", "FPS denoise", "FPS end to end",
+               "first chunk (s)", "first chunk e2e (s)", "peak mem e2e (GiB)")
+    return md_header(columns, "lrrrrrrr") + [
+        md_row(f"{r['generator']} ({r['multiple']}x)", f"{r['latent_frames']} ({r['video_frames']})",
+               r["cache_frames"], f"{r['fps_denoise']:.2f}", f"{r['fps_end_to_end']:.2f}",
+               f"{r['first_chunk_s']:.3f}", f"{r['first_chunk_s_end_to_end']:.3f}", _gib(r["peak_mem_bytes"]))
+        for r in doc["rows"]
     ]
-    for r in doc["rows"]:
-        lines.append(
-            f"| {r['generator']} ({r['multiple']}x) | {r['latent_frames']} ({r['video_frames']}) | {r['cache_frames']} "
-            f"| {r['fps_denoise']:.2f} | {r['fps_end_to_end']:.2f} | {r['first_chunk_s']:.3f} "
-            f"| {r['first_chunk_s_end_to_end']:.3f} | {_gib(r['peak_mem_bytes'])} |"
-        )
-    return lines
 
 
 def _train_table(doc: dict[str, Any]) -> list[str]:
-    lines = [
-        "| experiment | paradigm | precision | batch x latent frames | iterations | s / iteration (mean) "
-        "| s (median) | peak mem (GiB) | notes |",
-        "|---|---|---|---|---:|---:|---:|---:|---|",
+    columns = ("experiment", "paradigm", "precision", "batch x latent frames", "iterations",
+               "s / iteration (mean)", "s (median)", "peak mem (GiB)", "notes")
+    lines = md_header(columns, "llllrrrrl") + [
+        md_row(r["experiment"], r["paradigm"], r["precision"], f"{r['batch']} x {r['latent_frames']}",
+               r["iterations"], f"{r['iteration_s_mean']:.3f}", f"{r['iteration_s_median']:.3f}",
+               _gib(r["peak_mem_bytes"]), r["note"])
+        for r in doc["rows"]
     ]
-    for r in doc["rows"]:
-        lines.append(
-            f"| {r['experiment']} | {r['paradigm']} | {r['precision']} | {r['batch']} x {r['latent_frames']} "
-            f"| {r['iterations']} | {r['iteration_s_mean']:.3f} | {r['iteration_s_median']:.3f} "
-            f"| {_gib(r['peak_mem_bytes'])} | {r['note']} |"
-        )
     ratio = doc["summary"].get("iteration_ratio_sf_dmd_over_tf")
     if ratio is not None:
         lines += ["", f"Iteration time ratio SF DMD / TF: {ratio:.2f}"]

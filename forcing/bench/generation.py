@@ -6,6 +6,7 @@ import argparse
 
 import torch
 
+from forcing.bench.markdown import md_row
 from forcing.bench.registry import section
 from forcing.bench.streaming import GenSpec, generator_specs, random_inputs, time_stream
 from forcing.bench.timing import machine
@@ -32,10 +33,8 @@ def _row(
     """One table row: (first-block latency, median total, best total) seconds of a stream of `frames`."""
     first, total, best = times
     blocks = frames // spec.frames_per_block
-    return (
-        f"| {spec.name} | {device.type} | {dtype} | {spec.forwards} | {decode} | {frames} ({blocks}) "
-        f"| {first * 1e3:.1f} | {total * 1e3:.1f} | {best * 1e3:.1f} | {fps} |"
-    )
+    return md_row(spec.name, device.type, dtype, spec.forwards, decode, f"{frames} ({blocks})",
+                  f"{first * 1e3:.1f}", f"{total * 1e3:.1f}", f"{best * 1e3:.1f}", fps)
 
 
 @section("generation")

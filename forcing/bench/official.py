@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from forcing.bench.markdown import md_row
 from forcing.bench.official_code import OfficialCode, load_official, official_state_dict
 from forcing.bench.official_runs import (
     IdentityVAE,
@@ -132,10 +133,10 @@ def _row(pair: OfficialPair, repeats: int) -> str:
         )
     diff, diff_grid = compare_outputs(pair), compare_outputs(pair, their_grid=True)
     cache = "whole video" if pair.cache_frames == frames else f"rolling, {pair.cache_frames} frames"
-    return (
-        f"| {cache} | {frames} ({frames // fpb}) | {ours[0] * 1e3:.1f} | {theirs[0] * 1e3:.1f} "
-        f"| {theirs[0] / ours[0]:.2f}x | {frames / ours[1]:.1f} | {frames / theirs[1]:.1f} "
-        f"| {theirs[1] / ours[1]:.2f}x | {diff:.2e} | {diff_grid:.2e} |"
+    return md_row(
+        cache, f"{frames} ({frames // fpb})", f"{ours[0] * 1e3:.1f}", f"{theirs[0] * 1e3:.1f}",
+        f"{theirs[0] / ours[0]:.2f}x", f"{frames / ours[1]:.1f}", f"{frames / theirs[1]:.1f}",
+        f"{theirs[1] / ours[1]:.2f}x", f"{diff:.2e}", f"{diff_grid:.2e}",
     )
 
 
