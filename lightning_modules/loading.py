@@ -23,7 +23,14 @@ __all__ = ["WEIGHT_SOURCES", "load_module", "read_checkpoint", "resolve_checkpoi
 #: config keys naming weights that networks are initialised from when a run starts (base model,
 #: teacher, initialised generator); the checkpoint holds the trained weights of every network, so
 #: they are cleared before building: no artifact store or Wan folder is needed to load a run.
-WEIGHT_SOURCES = ("model.pretrained", "teacher.path", "paradigm.generator_init.path", "paradigm.init_from")
+WEIGHT_SOURCES = (
+    "model.pretrained",
+    "teacher.path",
+    "paradigm.generator_init.path",
+    "paradigm.init_from",
+    "paradigm.real_score.path",
+    "paradigm.critic.path",
+)
 
 
 def with_objective_target(cfg: DictConfig) -> DictConfig:

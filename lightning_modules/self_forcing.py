@@ -11,8 +11,9 @@ Per training batch:
    drawn after the generator step (Alg. 1 and the public code: the critic update runs the
    generator again), and a critic step. `paradigm.critic_reuses_rollout: true` lets the critic
    reuse the generator step's (detached) video instead: one rollout less per generator iteration.
-The real score (teacher, frozen, bidirectional, with CFG) and the critic (initialised from the
-teacher) are the objective's inputs; the generator starts from ODE-initialised weights.
+The real score (frozen, bidirectional, with CFG) and the critic (initialised from its weights) are
+the objective's inputs, both the teacher's weights unless `paradigm.real_score.path` /
+`paradigm.critic.path` give others; the generator starts from ODE-initialised weights.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
 from forcing.diffusion import Denoiser
@@ -143,16 +144,17 @@ class SelfForcing(ForcingModule):
 
     # ------------------------------------------------------------------ networks
     def build_networks(self) -> None:
-        """Generator (ODE-init weights), frozen real score and trainable critic (teacher weights)."""
+        """Generator (ODE-init weights), frozen real score and trainable critic (`paradigm.real_score.path`
+        and `paradigm.critic.path`, each the teacher's weights when null; the architecture of each
+        comes from its folder's config.json, so a 14B real score can judge a 1.3B generator)."""
         teacher_path = self.cfg.teacher.get("path")
-        init_path = self.p.generator_init.get("path") or teacher_path
 
-        def load(path: str | None) -> CausalWanModel:  # no path (unit tests of the module): random weights
-            return build_backbone(self.cfg.model, path=path)
+        def load(key: str) -> CausalWanModel:  # no path (unit tests of the module): random weights
+            return build_backbone(self.cfg.model, path=OmegaConf.select(self.p, f"{key}.path") or teacher_path)
 
-        self.generator = load(init_path)
-        self.real_score_net = load(teacher_path).requires_grad_(False).eval()
-        self.critic_net = load(teacher_path)
+        self.generator = load("generator_init")
+        self.real_score_net = load("real_score").requires_grad_(False).eval()
+        self.critic_net = load("critic")
         # conf/objective/<name>.yaml names the class (_target_); the objective sizes its own parts to the critic
         self.objective = instantiate(self.cfg.objective, _convert_="all").bind_critic(self.critic_net)
 

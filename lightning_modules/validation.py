@@ -2,7 +2,8 @@
 
 Three declarative tables say what a valid config is: `RANGES` (the range of every numeric value,
 checked element-wise for lists), `CHOICES` (the names a key may take, listed in the error) and
-`PATHS` (weights and data folders that must exist when given). Keys a paradigm does not have are
+`PATHS` (weights and data folders that must exist when given), plus `WAN_LAYOUT` (the subfolders a
+world's weights folder `world.root`, WAN_ROOT, must hold). Keys a paradigm does not have are
 skipped. `check_objective` checks `objective._target_` and its keys against the class that
 `hydra.utils.instantiate` will build. `validate_run(cfg)` raises the first violation as a one-line
 `ConfigError`;
@@ -194,10 +195,22 @@ PATHS: dict[str, str | None] = {
     "paradigm.init_from": None,
     "paradigm.pairs_path": None,
     "paradigm.context_pairs_path": None,
+    "paradigm.real_score.path": None,
+    "paradigm.critic.path": None,
     "model.pretrained": None,
     "world.codec.path": None,
     "world.text_encoder.path": None,
 }
+
+#: the diffusers Wan2.1 layout `world.root` (WAN_ROOT) must hold: each subfolder and the file it needs
+WAN_LAYOUT: dict[str, str] = {
+    "text_encoder": "config.json",
+    "tokenizer": "tokenizer_config.json",
+    "vae": "config.json",
+    "transformer": "config.json",
+}
+#: what WAN_ROOT must be, in the errors
+WAN_EXPECTED = f"expected the diffusers Wan2.1 layout: {', '.join(f'{sub}/' for sub in WAN_LAYOUT)}"
 
 
 def select(cfg: DictConfig, key: str) -> Any:
@@ -336,10 +349,29 @@ def check_paths(cfg: DictConfig) -> None:
             continue
         hint = ""
         if "???" in str(value):
-            hint = " (set the environment variable WAN_ROOT to the folder of the Wan checkpoints)"
+            hint = f" (set the environment variable WAN_ROOT; {WAN_EXPECTED})"
         elif maker and select(cfg, maker) not in (_ABSENT, None):
             hint = f" (made by `python run.py experiment={select(cfg, maker)}`, exported to its weights folder)"
         raise ConfigError(f"{key}={value} does not exist{hint}")
+
+
+def check_layout(cfg: DictConfig) -> None:
+    """A world with weights (`world.root`, world=wan: WAN_ROOT) names a folder of the `WAN_LAYOUT`:
+    set, existing, every subfolder there with its file (the first missing one is named)."""
+    if "root" not in cfg.get("world", {}):
+        return
+    root = select(cfg, "world.root")  # an unset WAN_ROOT resolves to ???, which reads as absent
+    world = f"world={select(cfg, 'world.name')}"
+    if root in (_ABSENT, None, "", "???"):
+        raise ConfigError(f"{world} needs the environment variable WAN_ROOT (or world.root=) ({WAN_EXPECTED})")
+    if not Path(str(root)).is_dir():
+        raise ConfigError(f"{world}: WAN_ROOT={root} is not a folder ({WAN_EXPECTED})")
+    for sub, needed in WAN_LAYOUT.items():
+        folder = Path(str(root)) / sub
+        if not folder.is_dir():
+            raise ConfigError(f"{world}: WAN_ROOT/{sub} is missing in {root} ({WAN_EXPECTED})")
+        if not (folder / needed).is_file():
+            raise ConfigError(f"{world}: WAN_ROOT/{sub} has no {needed} (WAN_ROOT={root}; {WAN_EXPECTED})")
 
 
 def check_budget(cfg: DictConfig, conf: Path = CONF) -> None:
@@ -357,12 +389,13 @@ def check_budget(cfg: DictConfig, conf: Path = CONF) -> None:
 
 def validate_run(cfg: DictConfig) -> None:
     """Raise `ConfigError` (one line) for the first bad value of `cfg`: names, ranges, shapes,
-    precision, paths, the budget's entry."""
+    precision, the world's weights layout, paths, the budget's entry."""
     check_choices(cfg)
     check_objective(cfg)
     check_ranges(cfg)
     check_shapes(cfg)
     check_precision(cfg)
+    check_layout(cfg)
     check_paths(cfg)
     check_budget(cfg)
 

@@ -4,37 +4,17 @@ import pytest
 import torch
 
 pytest.importorskip("transformers")
-from tokenizers import Tokenizer, models, pre_tokenizers, processors  # noqa: E402
-from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel  # noqa: E402
+from transformers import UMT5EncoderModel  # noqa: E402
 
 from forcing.encoders import MissingPretrainedError, UMT5TextEncoder, build_text_encoder  # noqa: E402
 from forcing.errors import ConfigError  # noqa: E402
-
-WORDS = ["<pad>", "</s>", "<unk>", "a", "red", "blue", "circle", "square", "on", "black", "background"]
-
-
-def _tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """Word-level tokenizer that appends </s>, like UMT5's (pad id 0, eos id 1)."""
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
+from tests.suite.wan_folders import WORDS, save_tiny_umt5, tiny_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny_umt5(tmp_path_factory):
     """A diffusers-style folder: text_encoder/ (tiny random UMT5) and tokenizer/."""
-    root = tmp_path_factory.mktemp("wan")
-    torch.manual_seed(0)
-    config = UMT5Config(
-        vocab_size=len(WORDS), d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=2,
-        relative_attention_num_buckets=8, relative_attention_max_distance=16,
-    )  # fmt: skip
-    UMT5EncoderModel(config).save_pretrained(root / "text_encoder")
-    _tiny_tokenizer().save_pretrained(root / "tokenizer")
-    return root
+    return save_tiny_umt5(tmp_path_factory.mktemp("wan"))
 
 
 def test_umt5_encodes_like_wan(tiny_umt5):
@@ -66,7 +46,7 @@ def test_umt5_is_frozen_and_stays_in_eval(tiny_umt5):
 
 def test_umt5_flat_folder_and_dtype(tiny_umt5, tmp_path):
     UMT5EncoderModel.from_pretrained(tiny_umt5 / "text_encoder").save_pretrained(tmp_path)
-    _tiny_tokenizer().save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
     encoder = UMT5TextEncoder.from_pretrained(tmp_path, max_length=6, dtype="bfloat16")
     assert encoder(["a red circle"]).dtype == torch.bfloat16
 

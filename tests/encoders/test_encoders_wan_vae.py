@@ -4,28 +4,18 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-from diffusers import AutoencoderKLWan  # noqa: E402
-
 from forcing.encoders import WanVAECodec, build_codec  # noqa: E402
-
-MEAN = [0.5, -0.25, 1.0, 0.0]
-STD = [2.0, 0.5, 1.5, 3.0]
+from tests.suite.wan_folders import VAE_MEAN, VAE_STD, save_tiny_vae  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny_vae(tmp_path_factory):
     """A diffusers-style folder with vae/ holding a tiny random AutoencoderKLWan (z_dim 4)."""
-    root = tmp_path_factory.mktemp("wan")
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(
-        base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1, latents_mean=MEAN, latents_std=STD
-    )
-    vae.save_pretrained(root / "vae")
-    return root
+    return save_tiny_vae(tmp_path_factory.mktemp("wan"))
 
 
 def _stats():
-    return torch.tensor(MEAN).view(1, 4, 1, 1, 1), torch.tensor(STD).view(1, 4, 1, 1, 1)
+    return torch.tensor(VAE_MEAN).view(1, 4, 1, 1, 1), torch.tensor(VAE_STD).view(1, 4, 1, 1, 1)
 
 
 def test_wan_vae_shapes_and_strides(tiny_vae):

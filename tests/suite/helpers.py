@@ -62,21 +62,22 @@ class LossRecorder(L.Callback):
         self.losses.append(float(loss))
 
 
-def tiny_teacher(folder: Path) -> Path:
-    """A random tiny backbone (seed 0) saved as a weights folder: teacher, real score and critic. Every
-    weight is perturbed so that the zero-initialised output head does not make the teacher predict 0
-    (ODE pairs would be the noise itself and the ODE losses exactly 0)."""
+def tiny_teacher(folder: Path, seed: int = 0, layout: str = "wan") -> Path:
+    """A random tiny backbone (`model=tiny` on the shapes world) saved as a weights folder in the
+    original Wan or the diffusers `layout`: teacher, real score and critic. Every weight is perturbed
+    so that the zero-initialised output head does not make the teacher predict 0 (ODE pairs would be
+    the noise itself and the ODE losses exactly 0)."""
     import torch
 
     from forcing.models import CausalWanModel
     from forcing.models.weights import save_pretrained
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = CausalWanModel.from_preset("tiny", in_dim=3, out_dim=3, text_dim=64, patch_size=(1, 4, 4))
     with torch.no_grad():
         for weight in model.parameters():
             weight.add_(0.02 * torch.randn_like(weight))
-    return save_pretrained(model, folder)
+    return save_pretrained(model, folder, layout=layout)  # type: ignore[arg-type]
 
 
 def tiny_config(experiment: str, *overrides: str) -> DictConfig:

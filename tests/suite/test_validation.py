@@ -61,6 +61,9 @@ BAD = [
                                                           "`python run.py experiment=shapes_teacher`"),
     ("self_forcing_dmd", "paradigm.generator_init.path=/no/init", "paradigm.generator_init.path=/no/init does not exist"),
     ("ode_init", "paradigm.pairs_path=/no/pairs", "paradigm.pairs_path=/no/pairs does not exist"),
+    ("self_forcing_dmd", "paradigm.real_score.path=/no/real", "paradigm.real_score.path=/no/real does not exist"),
+    ("self_forcing_pp", "paradigm.critic.path=/no/critic", "paradigm.critic.path=/no/critic does not exist"),
+    ("teacher_forcing", "model=wan_1_3b model.pretrained=/no/wan", "model.pretrained=/no/wan does not exist"),
 ]  # fmt: skip
 
 
