@@ -28,34 +28,40 @@ from forcing.models import CausalWanModel
 from forcing.rollout import euler_sample
 from forcing.world import ClipSpec, prompt_for, render
 
+#: (flag, type, default, help) of every probe setting
+OPTIONS: tuple[tuple[str, type, object, str], ...] = (
+    ("--minutes", float, 20.0, "training wall-clock budget"),
+    ("--eval-every", float, 5.0, "minutes between evaluations"),
+    ("--threads", int, 1, ""),
+    ("--size", int, 32, ""),
+    ("--frames", int, 12, ""),
+    ("--min-shapes", int, 1, ""),
+    ("--max-shapes", int, 3, ""),
+    ("--dim", int, 128, ""),
+    ("--layers", int, 4, ""),
+    ("--heads", int, 4, ""),
+    ("--patch", int, 4, ""),
+    ("--rope-theta", float, 10000.0, ""),
+    ("--batch", int, 4, ""),
+    ("--lr", float, 3e-4, ""),
+    ("--warmup", int, 50, ""),
+    ("--shift", float, 3.0, "training timestep shift"),
+    ("--ema", float, 0.0, "EMA decay for sampling (0: none)"),
+    ("--dropout", float, 0.1, "prompt dropout (CFG)"),
+    ("--sample-steps", int, 32, ""),
+    ("--sample-shift", float, 5.0, ""),
+    ("--cfg", float, 4.0, ""),
+    ("--eval-videos", int, 8, ""),
+    ("--seed", int, 0, ""),
+)
+
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
-    p.add_argument("--minutes", type=float, default=20.0, help="training wall-clock budget")
-    p.add_argument("--eval-every", type=float, default=5.0, help="minutes between evaluations")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--size", type=int, default=32)
-    p.add_argument("--frames", type=int, default=12)
-    p.add_argument("--min-shapes", type=int, default=1)
-    p.add_argument("--max-shapes", type=int, default=3)
-    p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--patch", type=int, default=4)
-    p.add_argument("--rope-theta", type=float, default=10000.0)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--shift", type=float, default=3.0, help="training timestep shift")
+    for flag, kind, default, text in OPTIONS:
+        p.add_argument(flag, type=kind, default=default, help=text or None)
     p.add_argument("--t-sampling", default="uniform", choices=["uniform", "logit_normal"])
-    p.add_argument("--ema", type=float, default=0.0, help="EMA decay for sampling (0: none)")
-    p.add_argument("--dropout", type=float, default=0.1, help="prompt dropout (CFG)")
-    p.add_argument("--sample-steps", type=int, default=32)
-    p.add_argument("--sample-shift", type=float, default=5.0)
-    p.add_argument("--cfg", type=float, default=4.0)
-    p.add_argument("--eval-videos", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--codec", default=None, help="shapes codec .safetensors (default: identity, pixels)")
     return p.parse_args()
 
