@@ -11,12 +11,20 @@ so a cached forward of the block [start_frame, start_frame + F) always writes th
 repeated denoising calls on one block re-write them (never append). All bookkeeping is Python
 ints derived from start_frame (no `.item()`, no host-device sync); tensors are only sliced.
 
-Keys are stored unrotated (after the q/k RMSNorm) next to each slot's absolute frame index, and
-RoPE is applied at attention time, with positions chosen by `positions`:
+Keys are stored after the q/k RMSNorm next to each slot's absolute frame index; RoPE positions
+are chosen by `positions`:
 - "absolute" (default): every key keeps its absolute frame index; equals the masked path exactly.
+  A key's rotation then never changes, so keys are stored ROTATED at write time
+  (`rotated_keys`): a cached forward rotates only its own block (RoPE is elementwise per position,
+  so the stored keys are bitwise those a rotation at read time would give).
 - "cache": the visible frames are renumbered 0, 1, ... in order (sink frames sit just before the
-  window), so query-key distances never exceed the cache capacity however long the stream.
-See forcing/models/README.md for the reasoning.
+  window), so query-key distances never exceed the cache capacity however long the stream. A key's
+  position changes as the window rolls, so keys are stored unrotated and rotated at attention time.
+
+Reads (`read_mode`): "window" attends views of the buffers when the visible slots and the
+block's slots form one run in frame order (always before the ring wraps) and grad is off (the
+block writes its K/V into its slots first); otherwise the visible slots are gathered into fresh
+tensors. See forcing/models/README.md for the reasoning.
 """
 
 from __future__ import annotations
@@ -26,9 +34,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["CachePlan", "KVCache", "POSITION_MODES", "cache_dtype"]
+__all__ = ["CachePlan", "KVCache", "POSITION_MODES", "READ_MODES", "cache_dtype"]
 
 POSITION_MODES = ("absolute", "cache")
+READ_MODES = ("unrotated", "rotated", "window")  # see KVCache.read_mode
 
 
 def cache_dtype(model: nn.Module, device: torch.device | str) -> torch.dtype:
@@ -56,6 +65,11 @@ def _runs(values: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
+def _arange_runs(runs: tuple[tuple[int, int], ...], device: torch.device) -> torch.Tensor:
+    """cat(arange(first, first + length) for each run) as int64 on `device`."""
+    return torch.cat([torch.arange(first, first + n, device=device) for first, n in runs])
+
+
 @dataclass(frozen=True)
 class CachePlan:
     """What one cached forward of the block [start_frame, start_frame + num_frames) reads and writes.
@@ -66,6 +80,10 @@ class CachePlan:
         read_slots: slot runs [(first_slot, length)] holding `read_frames`, in the same order.
         write_slots: slot runs receiving the block's frames, in frame order.
         key_positions: RoPE frame positions of the keys [read frames..., block frames...].
+        rope_positions: position runs rotated at attention time: the block's only when the cached
+            keys are stored rotated, else `key_positions` (queries are always the last num_frames).
+        window_slots: (first_slot, frames) when the read slots followed by the write slots form one
+            run of slots in frame order (then one view of the buffers holds every key), else None.
     """
 
     start_frame: int
@@ -74,11 +92,16 @@ class CachePlan:
     read_slots: tuple[tuple[int, int], ...]
     write_slots: tuple[tuple[int, int], ...]
     key_positions: tuple[tuple[int, int], ...]  # runs (first_position, length)
+    rope_positions: tuple[tuple[int, int], ...]  # runs (first_position, length)
+    window_slots: tuple[int, int] | None
 
     def positions(self, device: torch.device) -> torch.Tensor:
         """[n_read + num_frames] int64 key positions on `device` (the block's are the last num_frames)."""
-        parts = [torch.arange(first, first + n, device=device) for first, n in self.key_positions]
-        return torch.cat(parts)
+        return _arange_runs(self.key_positions, device)
+
+    def rotation_positions(self, device: torch.device) -> torch.Tensor:
+        """int64 positions of `rope_positions` on `device` (the block's are the last num_frames)."""
+        return _arange_runs(self.rope_positions, device)
 
 
 @dataclass(eq=False)
@@ -86,10 +109,12 @@ class KVCache:
     """Self-attention K/V ring buffers of every layer plus the cross-attention K/V of one prompt.
 
     Build with :meth:`for_model`. Tensors:
-        keys[l], values[l]: [B, capacity_frames, tokens_per_frame, heads, head_dim]; keys unrotated.
+        keys[l], values[l]: [B, capacity_frames, tokens_per_frame, heads, head_dim]; keys rotated at
+            their absolute positions when `rotated_keys` ("absolute" positions), else unrotated.
         cross_keys[l], cross_values[l]: [B, L, heads, head_dim] or None (not computed yet).
     Python metadata:
         slot_frames[s]: absolute frame index held by slot s (-1: empty).
+        contiguous_reads: allow the "window" read mode (False: always gather; for tests and A/B).
     """
 
     keys: list[torch.Tensor]
@@ -101,6 +126,7 @@ class KVCache:
     cross_values: list[torch.Tensor | None] = field(default_factory=list)
     context: torch.Tensor | None = None
     context_version: int | None = -1
+    contiguous_reads: bool = True
 
     def __post_init__(self) -> None:
         if not self.keys or len(self.keys) != len(self.values):
@@ -179,6 +205,11 @@ class KVCache:
         return self.keys[0].shape[2]
 
     @property
+    def rotated_keys(self) -> bool:
+        """True when keys are stored rotated at their absolute positions ("absolute" positions)."""
+        return self.positions == "absolute"
+
+    @property
     def frames(self) -> list[int]:
         """Absolute indices of the frames held, ascending."""
         return sorted(f for f in self.slot_frames if f >= 0)
@@ -223,8 +254,9 @@ class KVCache:
             for f in self.slot_frames
             if 0 <= f < start_frame and (f < self.sink_frames or f >= end - window)
         )
-        read_slots = _runs([self.slot_of(f) for f in visible])
-        write_slots = _runs([self.slot_of(f) for f in range(start_frame, end)])
+        read_slot_list = [self.slot_of(f) for f in visible]
+        write_slot_list = [self.slot_of(f) for f in range(start_frame, end)]
+        all_slots = _runs(read_slot_list + write_slot_list)
         if self.positions == "absolute":
             key_positions = _runs(visible) + [(start_frame, num_frames)]
         else:  # "cache": visible frames renumbered 0..n-1, the block right after them
@@ -233,9 +265,11 @@ class KVCache:
             start_frame=start_frame,
             num_frames=num_frames,
             read_frames=tuple(visible),
-            read_slots=tuple(read_slots),
-            write_slots=tuple(write_slots),
+            read_slots=tuple(_runs(read_slot_list)),
+            write_slots=tuple(_runs(write_slot_list)),
             key_positions=tuple(key_positions),
+            rope_positions=((start_frame, num_frames),) if self.rotated_keys else tuple(key_positions),
+            window_slots=all_slots[0] if len(all_slots) == 1 else None,
         )
 
     def commit(self, plan: CachePlan) -> None:
@@ -244,6 +278,37 @@ class KVCache:
             self.slot_frames[self.slot_of(frame)] = frame
 
     # ------------------------------------------------------------------ tensor access
+    def read_mode(self, plan: CachePlan, dtype: torch.dtype) -> str:
+        """How a cached forward of `plan` computing K/V in `dtype` receives the cached keys (READ_MODES).
+
+        "unrotated": gathered (`read`), stored unrotated, rotated with the block at attention time;
+        "rotated": gathered, stored rotated, only the block is rotated;
+        "window": `window` views, stored rotated; the block writes its own K/V into its slots and
+        attends the views (no copy). Only with grad off (autograd must never save a buffer view
+        that a later write changes) and when the buffers are in `dtype` (so writing the block's
+        K/V rounds nothing).
+        """
+        if not self.rotated_keys:
+            return "unrotated"
+        if (
+            self.contiguous_reads
+            and plan.window_slots is not None
+            and not torch.is_grad_enabled()
+            and self.keys[0].dtype == dtype
+        ):
+            return "window"
+        return "rotated"
+
+    def window(self, layer: int, plan: CachePlan) -> tuple[torch.Tensor, torch.Tensor]:
+        """Views (keys, values) [B, (n_read + num_frames) * tokens_per_frame, heads, head_dim] of the
+        slots `plan.window_slots`: the visible frames, then the block's own slots (no copy)."""
+        if plan.window_slots is None:
+            raise ValueError("the visible and block slots of this plan are not one run: use read()")
+        s, n = plan.window_slots
+        k = self.keys[layer][:, s : s + n].flatten(1, 2)  # [B, n*T, H, d] view
+        v = self.values[layer][:, s : s + n].flatten(1, 2)
+        return k, v
+
     def read(self, layer: int, plan: CachePlan) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Visible cached (keys, values) of `layer`, each [B, n_read * tokens_per_frame, heads, head_dim].
 
@@ -258,7 +323,8 @@ class KVCache:
 
     @torch.no_grad()
     def write(self, layer: int, plan: CachePlan, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Store the block's unrotated keys and values [B, F * T, heads, head_dim] (detached) in its slots."""
+        """Store the block's keys (rotated iff `rotated_keys`) and values [B, F * T, heads, head_dim]
+        (detached) in its slots."""
         b, t = self.batch_size, self.tokens_per_frame
         k = k.detach().reshape(b, plan.num_frames, t, *k.shape[2:])  # [B, F, T, H, d]
         v = v.detach().reshape(b, plan.num_frames, t, *v.shape[2:])

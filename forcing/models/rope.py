@@ -4,10 +4,16 @@ A head of width d is split into a time axis of d - 4 (d // 6) channels and heigh
 2 (d // 6) channels each (d = 128: 44 / 42 / 42). Channels are rotated in interleaved pairs
 (x[2i], x[2i + 1]), as Wan's complex-number view and diffusers' real implementation do.
 Angles are computed in float64 from integer positions (no fixed-size table), so any frame index
-works, and the rotation itself runs in float32 (a mixed-precision island).
+works, and the rotation itself runs in float32 (a mixed-precision island). The height / width
+part of the tables depends only on the grid: it is memoised per (grid, head_dim, theta, device), so
+a call computes float64 angles only for its F frame positions ([F, d_t / 2]) and assembles the
+per-token tables from the two parts (cos / sin are elementwise: the same values as computing them
+for every token).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -40,27 +46,49 @@ def rope_cos_sin(
         (cos, sin), each [F * height * width, head_dim // 2] float32.
     """
     device = frame_positions.device
-    d_t, d_h, d_w = rope_axis_dims(head_dim)
-    num_frames = frame_positions.shape[0]
+    d_t = rope_axis_dims(head_dim)[0]
     # angle = position * omega, in float64 so that large positions keep full precision.
     ang_t = torch.outer(
         frame_positions.to(torch.float64), _inverse_frequencies(d_t, theta, device)
     )  # [F, d_t/2]
-    ang_h = torch.outer(
-        torch.arange(height, dtype=torch.float64, device=device), _inverse_frequencies(d_h, theta, device)
-    )  # [H, d_h/2]
-    ang_w = torch.outer(
-        torch.arange(width, dtype=torch.float64, device=device), _inverse_frequencies(d_w, theta, device)
-    )  # [W, d_w/2]
-    angles = torch.cat(
-        [
-            ang_t[:, None, None, :].expand(num_frames, height, width, -1),
-            ang_h[None, :, None, :].expand(num_frames, height, width, -1),
-            ang_w[None, None, :, :].expand(num_frames, height, width, -1),
-        ],
-        dim=-1,
-    ).reshape(num_frames * height * width, head_dim // 2)  # [N, d/2]
-    return angles.cos().float(), angles.sin().float()
+    cos_hw, sin_hw = _grid_tables(height, width, head_dim, theta, device)  # [H*W, (d_h + d_w)/2] each
+    return _per_token(ang_t.cos(), cos_hw), _per_token(ang_t.sin(), sin_hw)
+
+
+def _per_token(time: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Per-token table [F * H*W, d/2] float32 from a time part [F, d_t/2] and a grid part [H*W, (d_h + d_w)/2]."""
+    num_frames, tokens = time.shape[0], grid.shape[0]
+    table = torch.cat(
+        [time.float()[:, None, :].expand(-1, tokens, -1), grid[None].expand(num_frames, -1, -1)], dim=-1
+    )  # [F, H*W, d/2]
+    return table.reshape(num_frames * tokens, -1)
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_tables(
+    height: int, width: int, head_dim: int, theta: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin) [height * width, (d_h + d_w) / 2] float32 of the height / width angles, memoised.
+
+    Keyed by ints (no tensor in the key). Built outside inference mode (an inference tensor could
+    not be saved for a later backward); never modified in place.
+    """
+    _, d_h, d_w = rope_axis_dims(head_dim)
+    with torch.inference_mode(False), torch.no_grad():
+        ang_h = torch.outer(
+            torch.arange(height, dtype=torch.float64, device=device), _inverse_frequencies(d_h, theta, device)
+        )  # [H, d_h/2]
+        ang_w = torch.outer(
+            torch.arange(width, dtype=torch.float64, device=device), _inverse_frequencies(d_w, theta, device)
+        )  # [W, d_w/2]
+        angles = torch.cat(
+            [
+                ang_h[:, None, :].expand(height, width, -1),
+                ang_w[None, :, :].expand(height, width, -1),
+            ],
+            dim=-1,
+        ).reshape(height * width, -1)  # [H*W, (d_h + d_w)/2]
+        return angles.cos().float(), angles.sin().float()
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from forcing.models.attention import MASK_MODES, attention, build_mask, mask_kind
-from forcing.models.kv_cache import KVCache
+from forcing.models.kv_cache import KVCache, cache_dtype
 from forcing.models.presets import WanConfig, get_preset
 from forcing.models.rope import apply_rope, rope_cos_sin
 from forcing.models.weights import load_pretrained
@@ -125,24 +125,52 @@ class SelfAttention(_Projections):
         mask: Any = None,
         past_k: torch.Tensor | None = None,
         past_v: torch.Tensor | None = None,
+        past_mode: str = "unrotated",
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [B, N, dim] -> (out [B, N, dim], k [B, N, H, d] unrotated, v [B, N, H, d]).
+        """x [B, N, dim] -> (out [B, N, dim], k [B, N, H, d] as a cache stores it, v [B, N, H, d]).
 
-        past_k / past_v [B, M, H, d] (unrotated, from a cache) are prepended to the keys/values;
-        rope_k covers the M + N keys, rope_q the N queries.
+        past_k / past_v [B, M, H, d] come from a cache; `past_mode` (`KVCache.read_mode`) says how:
+        - "unrotated": stored unrotated, prepended; rope_k covers the M + N keys; k returned unrotated.
+        - "rotated": stored rotated, prepended; rope_k covers the N new keys; k returned rotated.
+        - "window": buffer views whose last N tokens are this block's slots: the rotated k and v are
+          written there and the views attended as they are (no-grad only); k returned rotated.
+        rope_q covers the N queries.
         """
         b, n, _ = x.shape
         q = self.norm_q(self.q(x)).view(b, n, self.num_heads, -1)  # [B, N, H, d]
         k = self.norm_k(self.k(x)).view(b, n, self.num_heads, -1)  # [B, N, H, d]
         v = self.v(x).view(b, n, self.num_heads, -1)  # [B, N, H, d]
-        k_all, v_all = k, v
-        if past_k is not None:
-            k_all = torch.cat([past_k.to(k.dtype), k], dim=1)  # [B, M + N, H, d]
-            v_all = torch.cat([past_v.to(v.dtype), v], dim=1)
         q_rot = apply_rope(q, *rope_q)
-        k_rot = apply_rope(k_all, *rope_k)
-        out = attention(q_rot, k_rot, v_all, mask, self.backend)  # [B, N, H, d]
-        return self.o(out.flatten(2)), k, v
+        if past_mode == "unrotated":  # cached and new keys rotated together at their current positions
+            k_store = k
+            k_all, v_all = _with_past(k, v, past_k, past_v, in_place=False)  # [B, M + N, H, d]
+            k_all = apply_rope(k_all, *rope_k)
+        else:
+            k_store = apply_rope(k, *rope_k)  # [B, N, H, d] rotated at the block's positions
+            k_all, v_all = _with_past(k_store, v, past_k, past_v, past_mode == "window")
+        out = attention(q_rot, k_all, v_all, mask, self.backend)  # [B, N, H, d]
+        return self.o(out.flatten(2)), k_store, v
+
+
+def _with_past(
+    k: torch.Tensor, v: torch.Tensor, past_k: torch.Tensor | None, past_v: torch.Tensor | None, in_place: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys/values [B, M + N, H, d] of a cached attention from the block's k, v [B, N, H, d] (rotated).
+
+    in_place: past_k / past_v are buffer views [B, M + N, H, d] ending with the block's own slots;
+    k, v are written there (same dtype required: nothing is rounded) and the views returned.
+    Otherwise past_k / past_v [B, M, H, d] (or None) are concatenated before k, v.
+    """
+    if in_place:
+        if past_k is None or past_v is None or past_k.dtype != k.dtype or past_v.dtype != v.dtype:
+            raise ValueError("the window read mode needs buffer views in the dtype of the block's K/V")
+        n = k.shape[1]
+        past_k[:, -n:].copy_(k)
+        past_v[:, -n:].copy_(v)
+        return past_k, past_v
+    if past_k is None or past_v is None:
+        return k, v
+    return torch.cat([past_k.to(k.dtype), k], dim=1), torch.cat([past_v.to(v.dtype), v], dim=1)
 
 
 class CrossAttention(_Projections):
@@ -196,12 +224,14 @@ class WanBlock(nn.Module):
         mask: Any = None,
         past_k: torch.Tensor | None = None,
         past_v: torch.Tensor | None = None,
+        past_mode: str = "unrotated",
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """x [B, F*T, dim] fp32, e0 [B, F, 6, dim] fp32 -> (x, k_new, v_new, cross_k, cross_v).
 
         Cross-attention K/V are taken from (cross_k, cross_v) when given, else computed here from
         the embedded `context` [B, L, dim] (inside the block, so that per-block FSDP sharding and
-        activation checkpointing cover them). All cache reads arrive as inputs (past_k / past_v).
+        activation checkpointing cover them). All cache reads arrive as inputs (past_k / past_v,
+        `past_mode` as in `SelfAttention.forward`); k_new is what the cache stores.
         """
         # AdaLN-Zero style 6-way modulation (Wan2.1): shift/scale/gate for attention and FFN.  [B, F, dim] each
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.float()[:, None] + e0.float()).unbind(
@@ -212,7 +242,7 @@ class WanBlock(nn.Module):
 
         h = _modulate(self.norm1(x), shift1, scale1)  # [B, N, dim] fp32
         y, k_new, v_new = self.self_attn(
-            _in_dtype(h, self.self_attn.q), (cos_q, sin_q), (cos_k, sin_k), mask, past_k, past_v
+            _in_dtype(h, self.self_attn.q), (cos_q, sin_q), (cos_k, sin_k), mask, past_k, past_v, past_mode
         )
         x = x + _gate(y, gate1)
 
@@ -418,11 +448,14 @@ class CausalWanModel(nn.Module):
         tokens = self._embed_video(x)  # [B, N, dim]
         t_frames = self._frame_timesteps(t, b, frames, device)  # [B, f]
         plan, mask, n_skip = None, None, 0  # n_skip: leading tokens not returned (TF's clean half)
+        read_mode = "unrotated"
         if cache is not None:
             if clean_x is not None:
                 raise ValueError("clean_x (teacher forcing) cannot be combined with a cache")
             plan = self._check_cache(cache, b, tpf, sink_frames).plan(start_frame, f, local_window)
-            cos_k, sin_k = rope_cos_sin(plan.positions(device), h, w, cfg.head_dim, cfg.rope_theta)
+            read_mode = cache.read_mode(plan, cache_dtype(self, device))
+            rope_positions = plan.rotation_positions(device)  # the block's only, or every key's
+            cos_k, sin_k = rope_cos_sin(rope_positions, h, w, cfg.head_dim, cfg.rope_theta)
             cos_q, sin_q = cos_k[-f * tpf :], sin_k[-f * tpf :]  # the block's queries: last keys
         else:
             positions = torch.arange(start_frame, start_frame + f, device=device)
@@ -447,13 +480,16 @@ class CausalWanModel(nn.Module):
         cross_keys, cross_values = [], []
         for i, block in enumerate(self.blocks):
             ck, cv = (cache.cross_keys[i], cache.cross_values[i]) if use_cached_text else (None, None)
-            past = cache.read(i, plan) if cache is not None else None
+            past = None
+            if cache is not None:
+                past = cache.window(i, plan) if read_mode == "window" else cache.read(i, plan)
             past_k, past_v = past if past is not None else (None, None)
             tokens, k_new, v_new, ck, cv = self._run_block(
-                block, tokens, e0, text, ck, cv, cos_q, sin_q, cos_k, sin_k, mask, past_k, past_v
+                block, tokens, e0, text, ck, cv, cos_q, sin_q, cos_k, sin_k, mask, past_k, past_v, read_mode
             )
             if cache is not None:
-                cache.write(i, plan, k_new, v_new)
+                if read_mode != "window":  # the window mode wrote the block's K/V inside the block
+                    cache.write(i, plan, k_new, v_new)
                 cross_keys.append(ck)
                 cross_values.append(cv)
             if i in hidden_ids:
