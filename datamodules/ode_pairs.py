@@ -183,10 +183,7 @@ class ODEPairsDataModule(ResumableEpoch, L.LightningDataModule):
         if not 0 <= val_size < n:
             raise ConfigError(f"val_size={val_size} leaves no training pair out of {n} in {self.path}")
         self.val_size = val_size
-        self.batch_size = batch_size
-        self.val_batch_size = val_batch_size or batch_size
-        self.num_workers = num_workers
-        self.seed = seed
+        self.set_loading(batch_size, val_batch_size, num_workers, seed)
         self.shuffle = shuffle
         self.target_is_video = target_is_video
 

@@ -26,6 +26,13 @@ class ResumableEpoch:
         """Resume mid-epoch: the next training loader skips the batches already trained on."""
         self._resume_batches = int(state.get("batches_in_epoch", 0))
 
+    def set_loading(self, batch_size: int, val_batch_size: int | None, num_workers: int, seed: int) -> None:
+        """The loader settings every data module has (validation batch defaults to the training one)."""
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+
     def take_resume_batches(self) -> int:
         """Batches to skip in the next training loader (consumed by the call)."""
         batches, self._resume_batches = self._resume_batches, 0

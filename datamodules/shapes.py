@@ -135,17 +135,10 @@ class ShapesDataModule(ResumableEpoch, L.LightningDataModule):
         if not 0 < val_size <= TRAIN_SEED_BASE:
             raise ValueError(f"val_size must be in (0, {TRAIN_SEED_BASE}], got {val_size}")
         train_seed(seed, 0)  # validates the base seed
-        self.num_frames = num_frames
-        self.height = height
-        self.width = width
-        self.batch_size = batch_size
-        self.val_batch_size = val_batch_size or batch_size
-        self.max_shapes = max_shapes
-        self.min_shapes = min_shapes
-        self.seed = seed
-        self.train_size = train_size
-        self.val_size = val_size
-        self.num_workers = num_workers
+        self.num_frames, self.height, self.width = num_frames, height, width
+        self.max_shapes, self.min_shapes = max_shapes, min_shapes
+        self.train_size, self.val_size = train_size, val_size
+        self.set_loading(batch_size, val_batch_size, num_workers, seed)
         self.save_hyperparameters()
 
     def prepare_data(self) -> None:
