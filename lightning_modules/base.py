@@ -19,6 +19,7 @@ from forcing.diffusion import Conditioning
 from forcing.diffusion.schedule import few_step_timesteps
 from forcing.encoders import build_codec, build_text_encoder
 from forcing.errors import ConfigError
+from forcing.lr_schedule import lr_factor
 from forcing.models import CausalWanModel
 from forcing.parallel import cast_frozen, shard_model
 from forcing.rollout import SamplerSpec, generate
@@ -134,7 +135,8 @@ class ForcingModule(L.LightningModule):
         return [m for m in (self.text_encoder, self.codec, *backbones) if m is not None]
 
     def configure_optimizers(self) -> Any:
-        """AdamW on the generator with linear warm-up (created after sharding)."""
+        """AdamW on the generator with linear warm-up, then constant or cosine decay (`optim.decay_steps`,
+        `optim.min_lr_ratio`; created after sharding)."""
         o = self.cfg.optim
         opt = torch.optim.AdamW(
             [p for p in self.generator.parameters() if p.requires_grad],
@@ -143,8 +145,10 @@ class ForcingModule(L.LightningModule):
             weight_decay=float(o.weight_decay),
             eps=float(o.eps),
         )
-        warmup = max(1, int(o.warmup_steps))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        warmup, decay = int(o.warmup_steps), o.get("decay_steps")
+        decay = None if decay is None else int(decay)
+        min_ratio = float(o.get("min_lr_ratio", 0.1))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup, decay, min_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------------ data

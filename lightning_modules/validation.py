@@ -105,6 +105,8 @@ RANGES: dict[str, Range] = {
     "optim.critic_weight_decay": NON_NEGATIVE,
     "optim.grad_clip": Range(0, nullable=True),
     "optim.warmup_steps": COUNT,
+    "optim.decay_steps": Range(1, integer=True, nullable=True),
+    "optim.min_lr_ratio": Range(0, 1),
     "optim.betas": BETA,
     "optim.critic_betas": BETA,
     # teacher and objective
