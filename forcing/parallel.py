@@ -42,12 +42,49 @@ def cast_frozen(module: nn.Module, dtype: str | torch.dtype) -> nn.Module:
     return module
 
 
-def data_parallel_mesh(mesh: Any) -> Any:
-    """The data-parallel sub-mesh of Lightning's ModelParallelStrategy mesh (or the mesh itself)."""
+_HSDP_MESHES: dict[tuple[str, int, int], Any] = {}
+
+
+def data_parallel_mesh(mesh: Any, replicate: int | None = None) -> Any:
+    """The data-parallel sub-mesh of Lightning's ModelParallelStrategy mesh (or the mesh itself).
+
+    `replicate` > 1 turns it into an HSDP mesh ("replicate", "shard") of shape
+    (replicate, ranks / replicate): `fully_shard` then shards within a group of consecutive ranks (a
+    node when replicate = num_nodes) and all-reduces gradients across the groups. Built once per shape.
+    """
     if mesh is None:
         return None
     names = getattr(mesh, "mesh_dim_names", None) or ()
-    return mesh["data_parallel"] if "data_parallel" in names else mesh
+    flat = mesh["data_parallel"] if "data_parallel" in names else mesh
+    if not replicate or replicate <= 1:
+        return flat
+    ranks = flat.size()
+    if ranks % replicate:
+        raise ValueError(f"hardware.replicate={replicate} must divide the {ranks} data-parallel ranks")
+    key = (flat.device_type, replicate, ranks // replicate)
+    if key not in _HSDP_MESHES:
+        from torch.distributed.device_mesh import init_device_mesh
+
+        _HSDP_MESHES[key] = init_device_mesh(
+            flat.device_type, (replicate, ranks // replicate), mesh_dim_names=("replicate", "shard")
+        )
+    return _HSDP_MESHES[key]
+
+
+def set_gradient_sync(module: nn.Module, sync: bool, hsdp: bool = False) -> None:
+    """Deferred gradient sync for gradient accumulation: on every FSDP2 unit under `module`, reduce
+    gradients only when `sync` (the last micro-batch of an iteration). Under HSDP only the all-reduce
+    across replicas is deferred (gradients are still reduce-scattered within a shard group, so they
+    stay sharded); under plain FSDP2 the reduce-scatter is deferred and unsharded gradients accumulate.
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    for unit in module.modules():
+        if isinstance(unit, FSDPModule):
+            if hsdp:
+                unit.set_requires_all_reduce(sync, recurse=False)
+            else:
+                unit.set_requires_gradient_sync(sync, recurse=False)
 
 
 def shard_model(
@@ -56,14 +93,16 @@ def shard_model(
     param_dtype: str | torch.dtype = "float32",
     reduce_dtype: str | torch.dtype = "float32",
     activation_checkpointing: bool = False,
+    replicate: int | None = None,
 ) -> nn.Module:
-    """Checkpoint and shard `model` (a backbone with `.blocks`) per block, then at the root.
+    """Checkpoint and shard `model` (a backbone with `.blocks`) per block, then at the root
+    (HSDP across `replicate` groups when > 1, see `data_parallel_mesh`).
 
     With `mesh=None` only activation checkpointing is applied (single process).
     """
     if activation_checkpointing:
         model.enable_gradient_checkpointing()
-    mesh = data_parallel_mesh(mesh)
+    mesh = data_parallel_mesh(mesh, replicate)
     if mesh is None:
         return model
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -80,10 +119,11 @@ def shard_model(
 
 
 def shard_module(
-    module: nn.Module, mesh: Any, param_dtype: str | torch.dtype = "float32", reduce_dtype: str | torch.dtype = "float32"
+    module: nn.Module, mesh: Any, param_dtype: str | torch.dtype = "float32", reduce_dtype: str | torch.dtype = "float32",
+    replicate: int | None = None,
 ) -> nn.Module:
     """`fully_shard` a small module as one unit (e.g. GAN heads), so its gradients are reduced."""
-    mesh = data_parallel_mesh(mesh)
+    mesh = data_parallel_mesh(mesh, replicate)
     if mesh is None:
         return module
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard

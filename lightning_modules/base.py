@@ -21,7 +21,7 @@ from forcing.encoders import build_codec, build_text_encoder
 from forcing.errors import ConfigError
 from forcing.lr_schedule import lr_factor
 from forcing.models import CausalWanModel
-from forcing.parallel import cast_frozen, shard_model
+from forcing.parallel import cast_frozen, set_gradient_sync, shard_model
 from forcing.rollout import SamplerSpec, generate
 
 
@@ -115,7 +115,17 @@ class ForcingModule(L.LightningModule):
                 param_dtype=hw.param_dtype,
                 reduce_dtype=hw.reduce_dtype,
                 activation_checkpointing=checkpointing and net is self.generator,
+                replicate=hw.get("replicate"),
             )
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Deferred gradient sync under FSDP2: gradients are reduced on the last micro-batch of an
+        iteration only (`trainer.accumulate_grad_batches`), also under manual optimisation."""
+        accumulate = self.micro_batches_per_iteration
+        if self._device_mesh is None or accumulate == 1:
+            return
+        last_micro = self.step_index() % accumulate == accumulate - 1
+        set_gradient_sync(self, last_micro, hsdp=(self.cfg.hardware.get("replicate") or 1) > 1)
 
     def build_networks(self) -> None:
         """Create `self.generator` and any other networks (teacher, critic)."""

@@ -166,7 +166,8 @@ class SelfForcing(ForcingModule):
         super().configure_model()
         for child in self.objective.children():  # sharded per called submodule (e.g. the GAN heads)
             if any(True for _ in child.parameters()):
-                shard_module(child, self._device_mesh, self.cfg.hardware.param_dtype, self.cfg.hardware.reduce_dtype)
+                hw = self.cfg.hardware
+                shard_module(child, self._device_mesh, hw.param_dtype, hw.reduce_dtype, hw.get("replicate"))
 
     def backbones(self) -> list[CausalWanModel]:
         """Generator, EMA, real score and critic are sharded alike."""

@@ -97,6 +97,7 @@ RANGES: dict[str, Range] = {
     # hardware
     "hardware.devices": POSITIVE_INT,
     "hardware.num_nodes": POSITIVE_INT,
+    "hardware.replicate": Range(1, integer=True, nullable=True),
     # optimiser
     "optim.lr": POSITIVE,
     "optim.critic_lr": POSITIVE,
@@ -324,6 +325,12 @@ def check_shapes(cfg: DictConfig) -> None:
         raise ConfigError(
             f"world.batch_size={batch} (the global batch of an iteration) is not a multiple of {ranks * accumulate} "
             f"= {ranks} ranks (hardware) x {accumulate} micro-batches (trainer.accumulate_grad_batches)"
+        )
+    replicate = cfg.hardware.get("replicate")
+    if replicate and ranks % int(replicate):
+        raise ConfigError(
+            f"hardware.replicate={replicate} (HSDP replica groups) does not divide the {ranks} ranks "
+            f"({cfg.hardware.devices} devices x {cfg.hardware.num_nodes} nodes)"
         )
     cbs = cfg.callbacks
     if int(cbs.eval_every_n_steps) > 0 and cbs.eval_window is not None and int(cbs.eval_window) < fpb:
