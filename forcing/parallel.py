@@ -94,14 +94,16 @@ def shard_model(
     reduce_dtype: str | torch.dtype = "float32",
     activation_checkpointing: bool = False,
     replicate: int | None = None,
+    checkpoint_every: int = 1,
 ) -> nn.Module:
     """Checkpoint and shard `model` (a backbone with `.blocks`) per block, then at the root
-    (HSDP across `replicate` groups when > 1, see `data_parallel_mesh`).
+    (HSDP across `replicate` groups when > 1, see `data_parallel_mesh`); activation checkpointing
+    recomputes every `checkpoint_every`-th block in backward.
 
     With `mesh=None` only activation checkpointing is applied (single process).
     """
     if activation_checkpointing:
-        model.enable_gradient_checkpointing()
+        model.enable_gradient_checkpointing(every=checkpoint_every)
     mesh = data_parallel_mesh(mesh, replicate)
     if mesh is None:
         return model

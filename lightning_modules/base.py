@@ -107,16 +107,22 @@ class ForcingModule(L.LightningModule):
         for frozen in self.frozen_networks():
             cast_frozen(frozen, hw.get("frozen_dtype", "float32"))
         mesh = self._device_mesh
-        checkpointing = bool(self.cfg.model.get("gradient_checkpointing", False))
+        checkpointed = self.checkpointed_networks()
         for net in self.backbones():
             shard_model(
                 net,
                 mesh=mesh,
                 param_dtype=hw.param_dtype,
                 reduce_dtype=hw.reduce_dtype,
-                activation_checkpointing=checkpointing and net is self.generator,
+                activation_checkpointing=any(net is c for c in checkpointed),
                 replicate=hw.get("replicate"),
+                checkpoint_every=int(self.cfg.model.get("checkpoint_every", 1)),
             )
+
+    def checkpointed_networks(self) -> list[nn.Module]:
+        """Backbones whose blocks are recomputed in backward: the generator when
+        `model.gradient_checkpointing` (networks run only without grad gain nothing from it)."""
+        return [self.generator] if self.cfg.model.get("gradient_checkpointing", False) else []
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Deferred gradient sync under FSDP2: gradients are reduced on the last micro-batch of an

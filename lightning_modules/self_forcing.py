@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
-from torch import Tensor
+from torch import Tensor, nn
 
 from forcing.diffusion import Denoiser
 from forcing.diffusion.schedule import few_step_timesteps
@@ -168,6 +168,19 @@ class SelfForcing(ForcingModule):
             if any(True for _ in child.parameters()):
                 hw = self.cfg.hardware
                 shard_module(child, self._device_mesh, hw.param_dtype, hw.reduce_dtype, hw.get("replicate"))
+
+    def checkpointed_networks(self) -> list[nn.Module]:
+        """The generator's choice (`model.gradient_checkpointing`), and the critic and the real score
+        by `paradigm.critic.gradient_checkpointing` / `paradigm.real_score.gradient_checkpointing`
+        (null: as the generator). The critic trains (its backward holds a whole clip's activations);
+        the real score is differentiated through by SiD (DMD and the GAN run it without grad)."""
+        nets = super().checkpointed_networks()
+        default = bool(self.cfg.model.get("gradient_checkpointing", False))
+        for key, net in (("critic", self.critic_net), ("real_score", self.real_score_net)):
+            choice = OmegaConf.select(self.p, f"{key}.gradient_checkpointing")
+            if (default if choice is None else bool(choice)) and net is not None:
+                nets.append(net)
+        return nets
 
     def backbones(self) -> list[CausalWanModel]:
         """Generator, EMA, real score and critic are sharded alike."""

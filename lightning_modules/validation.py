@@ -98,6 +98,7 @@ RANGES: dict[str, Range] = {
     "hardware.devices": POSITIVE_INT,
     "hardware.num_nodes": POSITIVE_INT,
     "hardware.replicate": Range(1, integer=True, nullable=True),
+    "model.checkpoint_every": POSITIVE_INT,
     # optimiser
     "optim.lr": POSITIVE,
     "optim.critic_lr": POSITIVE,

@@ -290,6 +290,7 @@ class CausalWanModel(nn.Module):
         self.blocks = nn.ModuleList([WanBlock(config) for _ in range(config.num_layers)])
         self.head = Head(config)
         self.gradient_checkpointing = config.gradient_checkpointing
+        self.checkpoint_every = 1
         self.init_weights()
 
     # ------------------------------------------------------------------ construction
@@ -317,9 +318,15 @@ class CausalWanModel(nn.Module):
                     nn.init.normal_(m.weight, std=0.02)
         nn.init.zeros_(self.head.head.weight)
 
-    def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
-        """Recompute every block in backward (torch.utils.checkpoint, use_reentrant=False); also with a cache."""
+    def enable_gradient_checkpointing(self, enabled: bool = True, every: int = 1) -> None:
+        """Recompute blocks in backward (torch.utils.checkpoint, use_reentrant=False); also with a cache.
+
+        `every`: checkpoint blocks 0, every, 2 * every, ... (1: all blocks; 2: half of them, trading
+        memory for less recomputation)."""
+        if every < 1:
+            raise ValueError(f"checkpoint every {every} blocks: must be >= 1")
         self.gradient_checkpointing = enabled
+        self.checkpoint_every = every
         self.config = self.config.replace(gradient_checkpointing=enabled)
 
     def tokens_per_frame(self, height: int, width: int) -> int:
@@ -394,8 +401,8 @@ class CausalWanModel(nn.Module):
             raise ValueError(f"clean_x {tuple(clean_x.shape)} must match x {tuple(x.shape)}")
         return True
 
-    def _run_block(self, block: WanBlock, *args: Any) -> tuple[torch.Tensor, ...]:
-        if self.gradient_checkpointing and torch.is_grad_enabled():
+    def _run_block(self, index: int, block: WanBlock, *args: Any) -> tuple[torch.Tensor, ...]:
+        if self.gradient_checkpointing and torch.is_grad_enabled() and index % self.checkpoint_every == 0:
             return checkpoint(block, *args, use_reentrant=False)
         return block(*args)
 
@@ -485,6 +492,7 @@ class CausalWanModel(nn.Module):
                 past = cache.window(i, plan) if read_mode == "window" else cache.read(i, plan)
             past_k, past_v = past if past is not None else (None, None)
             tokens, k_new, v_new, ck, cv = self._run_block(
+                i,
                 block, tokens, e0, text, ck, cv, cos_q, sin_q, cos_k, sin_k, mask, past_k, past_v, read_mode
             )
             if cache is not None:

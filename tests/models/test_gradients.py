@@ -110,3 +110,25 @@ def test_cross_attention_weights_get_gradients_in_cached_grad_mode():
     model(x[:, :, 2:], t[:, 2:], c, cache=cache, start_frame=2).square().mean().backward()
     assert model.blocks[0].cross_attn.k.weight.grad.abs().max() > 0
     assert model.text_embedding[0].weight.grad.abs().max() > 0
+
+
+def test_checkpoint_every_other_block(monkeypatch):
+    """`every=2` recomputes blocks 0, 2, ... only, with the same gradients."""
+    import forcing.models.wan as wan
+
+    model = tiny()
+    x, t, c = inputs(frames=4)
+
+    def loss():
+        return (model(x, t, c) ** 2).mean()
+
+    plain = _grads(model, loss)
+    calls = []
+    real_checkpoint = wan.checkpoint
+    monkeypatch.setattr(wan, "checkpoint", lambda block, *a, **k: calls.append(block) or real_checkpoint(block, *a, **k))
+    model.enable_gradient_checkpointing(every=2)
+    _assert_same_grads(plain, _grads(model, loss))
+    blocks = list(model.blocks)
+    assert [blocks.index(b) for b in calls] == list(range(0, len(blocks), 2))
+    with pytest.raises(ValueError, match="every 0"):
+        model.enable_gradient_checkpointing(every=0)
