@@ -42,6 +42,7 @@ from safetensors import safe_open
 from torch import Tensor, nn
 
 from forcing.data.shards import (
+    MANIFEST,
     all_present,
     rank_from_env,
     rank_shards,
@@ -56,7 +57,6 @@ from forcing.errors import ConfigError
 from forcing.rollout import euler_sample
 
 FORMAT = "forcing.ode_pairs/1"
-MANIFEST = "manifest.json"
 #: Indices of the 48-step shift-5 Euler grid that are the student's 4-step grid.
 GRID_INDICES = (0, 12, 24, 36)
 #: Seeds of shapes-world pair clips start here: far above the validation seeds [0, 2^32) and the

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from forcing.data.prompts import read_prompts
 from forcing.encoders import build_text_encoder
 from forcing.encoders._folders import resolve_dtype
 from forcing.errors import ConfigError
@@ -43,10 +44,10 @@ def world_defaults(name: str = "shapes", root: str | None = None, conf: Path = C
     path = conf / "world" / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"--world {name}: no {path}")
-    cfg = OmegaConf.load(path)
+    cfg = OmegaConf.create({"world": OmegaConf.load(path)})  # its values refer to ${world.<key>}
     if root is not None:
-        cfg.root = root
-    world = OmegaConf.to_container(cfg, resolve=True)
+        cfg.world.root = root
+    world = OmegaConf.to_container(cfg, resolve=True)["world"]
     if "???" in str(world.get("root", "")):
         raise ConfigError(f"--world {name} needs the environment variable WAN_ROOT or --root <diffusers Wan2.1 folder>")
     return world
@@ -59,8 +60,6 @@ def shapes_world_defaults(conf: Path = CONF) -> dict[str, Any]:
 
 def _prompt_pairs(args: argparse.Namespace) -> Path | None:
     """The prompt-list maker with the world's text encoder (or pre-computed embeddings) and sizes."""
-    from datamodules.prompts import read_prompts
-
     world = world_defaults(args.world, args.root)
     teacher = args.teacher or (f"{world['root']}/transformer" if world.get("root") else None)
     if teacher is None:

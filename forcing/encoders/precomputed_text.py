@@ -66,7 +66,7 @@ class PrecomputedText(FrozenModule):
             return cls(json.loads(meta["prompts"]), f.get_tensor("embeddings"), f.get_tensor("null"))
 
     def forward(self, prompts: list[str]) -> Tensor:
-        """The embeddings of `prompts`: [B, L, D]."""
+        """The embeddings of `prompts`: [B, L, D] in float32 (whatever the file stores)."""
         if isinstance(prompts, str):
             raise TypeError("PrecomputedText expects a list of prompts, got a single string")
         rows = []
@@ -77,4 +77,4 @@ class PrecomputedText(FrozenModule):
                 rows.append(self.embeddings[self.index[prompt]])
             else:
                 raise KeyError(f"prompt {prompt!r} has no pre-computed embedding")
-        return torch.stack(rows)
+        return torch.stack(rows).float()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules import build_datamodule, check_world_data
+from datamodules import build_datamodule, check_world_data, validation_clips
 from datamodules.prompts import PromptDataModule, read_prompts
 from forcing.errors import ConfigError
 from lightning_modules.launch import paradigm_class
@@ -93,6 +93,7 @@ def test_wan_world_builds_the_prompt_module_and_checks_its_source(prompt_file, t
     cfg = _wan(f"world.prompts={prompt_file}", "world.val_size=2", "world.batch_size=2")
     dm = build_datamodule(cfg)
     assert isinstance(dm, PromptDataModule) and dm.batch_size == 2 and len(dm.train_prompts) == 10
+    assert validation_clips(cfg, 4) == []  # no closed-form ground truth: the streaming evaluation is skipped
     with pytest.raises(ConfigError, match="^world.data=prompts needs world.prompts=<a text file"):
         check_world_data(_wan(), needs_clips=False)
     with pytest.raises(ConfigError, match=f"^world.prompts={tmp_path}/nope.txt does not exist"):
