@@ -1,4 +1,5 @@
-"""Sample videos during training: ground truth | sample for validation prompts, to TensorBoard
+"""Sample videos during training: ground truth | sample for validation prompts (the sample alone for
+prompt-only data), to TensorBoard
 (`samples/video`, plays in the Images tab's video pane) and as mp4 files in the run directory, named
 and logged by training iteration (callbacks/iteration.py)."""
 
@@ -25,14 +26,16 @@ class SampleVideos(L.Callback):
         self._last_step = -1
 
     def _batch(self, trainer: L.Trainer) -> dict[str, Any]:
+        """Validation prompts and their ground truth: the batch's video, or its decoded latents (latent
+        shards, ODE pairs at Wan scale), or None for prompts only (world.data=prompts)."""
         loader = trainer.datamodule.val_dataloader()
         batch = next(iter(loader))
         n = min(self.num_samples, len(batch["prompt"]))
-        if "video" in batch:
-            video = batch["video"][:n]
-        else:  # latent data (e.g. ODE pairs at Wan scale): decode the target for the ground truth
-            video = trainer.lightning_module.decode_video(batch["target"][:n]).cpu()
-        return {"video": video, "prompt": list(batch["prompt"][:n])}
+        video = batch.get("video")
+        for key in ("latents", "target"):
+            if video is None and key in batch:
+                video = trainer.lightning_module.decode_video(batch[key][:n].float().to(trainer.lightning_module.device))
+        return {"video": None if video is None else video[:n].cpu(), "prompt": list(batch["prompt"][:n])}
 
     @torch.no_grad()
     def log_samples(self, trainer: L.Trainer, module: L.LightningModule) -> Path | None:
@@ -44,12 +47,13 @@ class SampleVideos(L.Callback):
         batch = self._batch(trainer)
         was_training = module.training
         module.eval()
-        latents = module.sample(batch["prompt"], num_frames=batch["video"].shape[2], seed=0)
+        latents = module.sample(batch["prompt"], num_frames=int(module.cfg.world.num_frames), seed=0)
         module.train(was_training)
         video = module.decode_video(latents).cpu()  # [B, 3, F, H, W]
         if not trainer.is_global_zero:
             return None
-        grid = stack_rows([side_by_side(gt, gen) for gt, gen in zip(batch["video"], video)])
+        truth = batch["video"]
+        grid = stack_rows([side_by_side(gt, gen) for gt, gen in zip(truth, video)] if truth is not None else list(video))
         path = write_mp4(grid, self.out_dir / f"step{step:06d}.mp4", fps=self.fps)
         (self.out_dir / f"step{step:06d}.txt").write_text("\n".join(batch["prompt"]) + "\n")
         logger = trainer.logger

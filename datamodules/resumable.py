@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader, Dataset
+
+
+def rank_and_world(trainer: Any) -> tuple[int, int]:
+    """Data-parallel rank and size of this process: the trainer's strategy (its data-parallel
+    rank and size, equal to the global rank and world size under DDP and FSDP), else
+    torch.distributed, else (0, 1)."""
+    if trainer is not None:
+        kwargs = getattr(trainer, "distributed_sampler_kwargs", None)
+        if kwargs:
+            return int(kwargs["rank"]), int(kwargs["num_replicas"])
+        return int(trainer.global_rank), int(trainer.world_size)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 class ResumableEpoch:
@@ -33,6 +48,11 @@ class ResumableEpoch:
         self.num_workers = num_workers
         self.seed = seed
 
+    def data_rank(self, rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+        """(rank, world size) of a training sampler: the given ones, else this process's."""
+        default_rank, default_world = rank_and_world(getattr(self, "trainer", None))
+        return (default_rank if rank is None else rank), (default_world if world_size is None else world_size)
+
     def take_resume_batches(self) -> int:
         """Batches to skip in the next training loader (consumed by the call)."""
         batches, self._resume_batches = self._resume_batches, 0
@@ -50,3 +70,9 @@ class ResumableEpoch:
             drop_last=sampler is not None,
             collate_fn=collate_fn,
         )
+
+    def resumed_loader(self, sampler: Any, collate_fn: Any = None) -> DataLoader:
+        """The training loader of a sampler with a `skip` (items of its epoch to pass over): after
+        `load_state_dict` it starts at the batch a checkpoint stopped at, once."""
+        sampler.skip = self.take_resume_batches() * self.batch_size
+        return self.make_loader(sampler.dataset, self.batch_size, sampler, collate_fn)

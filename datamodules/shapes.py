@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
-import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from datamodules.resumable import ResumableEpoch
+from datamodules.resumable import rank_and_world as _rank_and_world
 from forcing.world import ClipSpec, prompt_for, render
 
 #: Training seeds start here; validation seeds are [0, val_size) and val_size must stay below.
@@ -93,20 +93,6 @@ class SeedStreamSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.per_rank
-
-
-def _rank_and_world(trainer: Any) -> tuple[int, int]:
-    """Data-parallel rank and size of this process: the trainer's strategy (its data-parallel
-    rank and size, equal to the global rank and world size under DDP and FSDP), else
-    torch.distributed, else (0, 1)."""
-    if trainer is not None:
-        kwargs = getattr(trainer, "distributed_sampler_kwargs", None)
-        if kwargs:
-            return int(kwargs["rank"]), int(kwargs["num_replicas"])
-        return int(trainer.global_rank), int(trainer.world_size)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 class ShapesDataModule(ResumableEpoch, L.LightningDataModule):

@@ -14,15 +14,19 @@ to a causal AR teacher with clean ground-truth context (Causal Forcing stage 2:
 
 Layout of a pairs folder::
 
-    shard-00000.safetensors   states [n, K, C, F, H, W], target [n, C, F, H, W], grid_t [K],
-                              seeds [n] int64, (context [n, C, F, H, W]); metadata: prompts (JSON)
+    shard-00000.safetensors   states [n, K, C, F, H, W], target [n, C, F, H, W] (fp32, or bf16 with
+                              `dtype`), grid_t [K], seeds [n] int64, (context [n, C, F, H, W]);
+                              metadata: prompts (JSON), config (JSON, the generation config)
     manifest.json             generation config (teacher, steps, shift, cfg, grid) + shard list;
                               written last, so a folder without it is unfinished
 
-The library takes every setting as an argument (the shapes world's keys included); the command
-line, which reads ``conf/world/shapes.yaml`` for its defaults, is :mod:`lightning_modules.ode_pairs`:
+Two makers share this one writer and reader: `make_shapes_pairs` (shapes-world clips, their prompts
+rendered from the seeds) and `make_prompt_pairs` (any teacher, a prompt list: pair i takes prompt
+i mod N and seed `pair_seed(base_seed, i)`; sharded over ranks, resumable: `forcing.data.shards`).
+The library takes every setting as an argument; the command line, which reads ``conf/world/<world>.yaml``
+for its defaults, is :mod:`lightning_modules.ode_pairs`:
 ``python -m lightning_modules.ode_pairs --teacher <weights folder | .ckpt> --out <folder> --num 256
-[--guidance 4.0] [--frames 12 --height 32 --width 32]``.
+[--guidance 4.0] [--frames 12 --height 32 --width 32]``, or at Wan scale ``--world wan --prompts <file>``.
 """
 
 from __future__ import annotations
@@ -35,15 +39,24 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from forcing.data.shards import (
+    MANIFEST,
+    all_present,
+    rank_from_env,
+    rank_shards,
+    read_header,
+    save_shard,
+    shard_name,
+    shard_ranges,
+    write_json,
+)
 from forcing.diffusion import Conditioning, Denoiser, euler_timesteps, few_step_timesteps
 from forcing.errors import ConfigError
 from forcing.rollout import euler_sample
 
 FORMAT = "forcing.ode_pairs/1"
-MANIFEST = "manifest.json"
 #: Indices of the 48-step shift-5 Euler grid that are the student's 4-step grid.
 GRID_INDICES = (0, 12, 24, 36)
 #: Seeds of shapes-world pair clips start here: far above the validation seeds [0, 2^32) and the
@@ -52,7 +65,10 @@ PAIR_SEED_BASE = 2**62
 #: Distance between the pair seeds of two base seeds.
 PAIR_SEED_STRIDE = 2**40
 #: The command that makes a pairs folder (quoted in error messages).
-COMMAND = "python -m lightning_modules.ode_pairs --teacher <teacher weights folder or .ckpt> --out <folder> --num 256"
+COMMAND = (
+    "python -m lightning_modules.ode_pairs --teacher <teacher weights folder or .ckpt> --out <folder> --num 256"
+    " (Wan scale: --world wan --prompts <file>)"
+)
 
 
 class GridMismatchError(ConfigError):
@@ -103,6 +119,32 @@ def _plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- generation
+def pairs_config(
+    teacher_name: str | None,
+    fingerprint: str,
+    *,
+    num_steps: int,
+    shift: float,
+    guidance_scale: float,
+    grid_indices: Sequence[int],
+    latent_shape: Sequence[int],
+    forward_kwargs: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The generation config of pairs (the manifest's): teacher, ODE grid, CFG, shapes, attention."""
+    grid_t = euler_timesteps(num_steps, shift)[list(grid_indices)]
+    return {
+        "teacher": {"name": teacher_name, "sha256": fingerprint},
+        "num_steps": int(num_steps),
+        "shift": float(shift),
+        "guidance_scale": float(guidance_scale),
+        "cfg_convention": "v_uncond + w (v_cond - v_uncond)",
+        "grid_indices": [int(i) for i in grid_indices],
+        "grid_t": grid_t.tolist(),
+        "latent_shape": [int(s) for s in latent_shape],
+        "forward_kwargs": {k: _plain(v) for k, v in forward_kwargs.items()},
+    }
+
+
 @torch.no_grad()
 def generate_ode_pairs(
     teacher: nn.Module,
@@ -120,6 +162,7 @@ def generate_ode_pairs(
     forward_kwargs: dict[str, Any] | None = None,
     context_video: Tensor | None = None,
     teacher_name: str | None = None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Run the teacher's shifted Euler ODE with CFG from each clip's seeded noise; keep the grid states.
 
@@ -129,6 +172,8 @@ def generate_ode_pairs(
     full attention); tensors in it with N rows are per-clip and sliced per batch. With
     `mode="teacher_forcing"` and no `clean_x`, `context_video` is the clean context. Raises
     `GridMismatchError` when the grid points are not the student's grid (before any forward).
+    `fingerprint`: the teacher's `model_fingerprint` when the caller has it (hashing a 14B teacher per
+    call is slow).
     """
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts for {len(seeds)} seeds")
@@ -156,17 +201,10 @@ def generate_ode_pairs(
         x0, kept = euler_sample(denoiser, noise, cond, grid, return_indices=grid_indices, **batch_kwargs)
         states.append(torch.stack(kept, dim=1).float().cpu())
         targets.append(x0.float().cpu())
-    config = {
-        "teacher": {"name": teacher_name, "sha256": model_fingerprint(teacher)},
-        "num_steps": int(num_steps),
-        "shift": float(shift),
-        "guidance_scale": float(guidance_scale),
-        "cfg_convention": "v_uncond + w (v_cond - v_uncond)",
-        "grid_indices": [int(i) for i in grid_indices],
-        "grid_t": grid_t.tolist(),
-        "latent_shape": [int(s) for s in latent_shape],
-        "forward_kwargs": {k: _plain(v) for k, v in kwargs.items()},
-    }
+    config = pairs_config(
+        teacher_name, fingerprint or model_fingerprint(teacher), num_steps=num_steps, shift=shift,
+        guidance_scale=guidance_scale, grid_indices=grid_indices, latent_shape=latent_shape, forward_kwargs=kwargs,
+    )  # fmt: skip
     pairs: dict[str, Any] = {
         "states": torch.cat(states),
         "target": torch.cat(targets),
@@ -181,30 +219,40 @@ def generate_ode_pairs(
 
 
 # ---------------------------------------------------------------------------------------------- shards
-def _shard_name(index: int) -> str:
-    return f"shard-{index:05d}.safetensors"
+#: the per-pair tensors of a shard (storage dtype applies to the float ones)
+PAIR_TENSORS = ("states", "target", "context")
 
 
-def write_shard(pairs: dict[str, Any], folder: str | Path, index: int) -> dict[str, Any]:
-    """Write one shard of `pairs` (all of its rows); returns its manifest entry."""
-    tensors = {
-        k: pairs[k].contiguous() for k in ("states", "target", "grid_t", "seeds", "context") if k in pairs
-    }
-    name = _shard_name(index)
-    save_file(
-        tensors,
-        str(Path(folder) / name),
-        metadata={"format": FORMAT, "prompts": json.dumps(pairs["prompts"])},
-    )
+def write_shard(
+    pairs: dict[str, Any], folder: str | Path, index: int, dtype: torch.dtype | None = None
+) -> dict[str, Any]:
+    """Write one shard of `pairs` (all of its rows; atomically, `forcing.data.shards.save_shard`), the
+    pair tensors in `dtype` (None: as given, fp32); returns its manifest entry."""
+    tensors = {k: pairs[k] for k in (*PAIR_TENSORS, "grid_t", "seeds") if k in pairs}
+    if dtype is not None:
+        tensors.update({k: tensors[k].to(dtype) for k in PAIR_TENSORS if k in tensors})
+    metadata = {"format": FORMAT, "prompts": json.dumps(pairs["prompts"])}
+    if "config" in pairs:
+        metadata["config"] = json.dumps(pairs["config"])
+    name = shard_name(index)
+    save_shard(tensors, Path(folder) / name, metadata)
     return {"file": name, "num": int(pairs["seeds"].shape[0])}
 
 
 def write_manifest(folder: str | Path, config: dict[str, Any], shards: list[dict[str, Any]]) -> Path:
     """Write manifest.json (last: it marks the folder finished)."""
     manifest = {"format": FORMAT, **config, "num_pairs": sum(s["num"] for s in shards), "shards": shards}
-    path = Path(folder) / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return path
+    return write_json(Path(folder) / MANIFEST, manifest)
+
+
+def finish_manifest(folder: str | Path, num_shards: int, config: dict[str, Any]) -> Path | None:
+    """Write manifest.json when all `num_shards` shards exist (whichever rank sees it first; the ranks
+    write the same file), else None; the shards' row counts come from their headers."""
+    if not all_present(folder, num_shards):
+        return None
+    entries = [{"file": shard_name(i), "num": read_header(Path(folder) / shard_name(i), "seeds")[0]}
+               for i in range(num_shards)]  # fmt: skip
+    return write_manifest(folder, config, entries)
 
 
 def _rows(pairs: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
@@ -363,3 +411,98 @@ def make_shapes_pairs(
         config = pairs["config"]
     config = {**config, "world": "shapes", "codec": codec_cfg.get("kind", "identity"), "base_seed": base_seed}
     return write_manifest(folder, config, entries)
+
+
+# ---------------------------------------------------------------------------------------------- prompt lists
+#: Config keys that name where things were, not what was made: not compared when resuming.
+LOCATIONS = ("prompts_file",)
+
+
+def prompt_pair_plan(prompts: Sequence[str], num: int | None = None, base_seed: int = 0) -> tuple[list[str], list[int]]:
+    """Prompts and seeds of the pairs of a prompt list: pair i takes prompt i mod N and seed
+    `pair_seed(base_seed, i)`; `num` defaults to one pair per prompt."""
+    if not prompts:
+        raise ConfigError("the prompt list is empty")
+    num = len(prompts) if num is None else num
+    return [prompts[i % len(prompts)] for i in range(num)], [pair_seed(base_seed, i) for i in range(num)]
+
+
+def _settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a pairs config made (the teacher's weights, not its path; no file locations)."""
+    out = {k: v for k, v in config.items() if k not in LOCATIONS}
+    if isinstance(out.get("teacher"), dict):
+        out["teacher"] = {k: v for k, v in out["teacher"].items() if k != "name"}
+    return out
+
+
+def _shard_settings(path: Path) -> dict[str, Any] | None:
+    meta = read_header(path, "seeds")[1]
+    return _settings(json.loads(meta["config"])) if "config" in meta else None
+
+
+@torch.no_grad()
+def make_prompt_pairs(
+    teacher_path: str | Path,
+    out: str | Path,
+    prompts: Sequence[str],
+    *,
+    text_encoder: nn.Module,
+    latent_size: Sequence[int],
+    num: int | None = None,
+    guidance_scale: float = 4.0,
+    base_seed: int = 0,
+    batch_size: int = 8,
+    shard_size: int = 64,
+    dtype: torch.dtype | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    device: torch.device | str = "cpu",
+    world: str = "wan",
+    prompts_file: str | None = None,
+    progress: bool = True,
+) -> Path | None:
+    """Generate this rank's shards of the pairs of a prompt list (any teacher, any world) into `out`.
+
+    Pairs follow `prompt_pair_plan`; shard i holds pairs [i * shard_size, (i + 1) * shard_size) and rank
+    r of W (default: torchrun's RANK / WORLD_SIZE) makes shards r, r + W, ... Existing shards are
+    skipped after checking they were made with the same settings (teacher weights, prompts, seeds,
+    grid, shapes, dtype), so a rerun resumes and gives what an uninterrupted run gives. `text_encoder`:
+    the world's (UMT5 at Wan scale) or pre-computed embeddings (`forcing.encoders.precomputed_text`);
+    `latent_size` (F, H, W) in latent frames and pixels (the channels are the teacher's); `dtype`:
+    storage dtype of the pair tensors (bf16 halves the folder).
+    Returns the manifest path when this call finished the folder (every shard present), else None.
+    """
+    from tqdm.auto import tqdm
+
+    env_rank, env_world = rank_from_env()
+    rank = env_rank if rank is None else rank
+    world_size = env_world if world_size is None else world_size
+    teacher, _ = load_teacher(teacher_path)
+    latent_shape = [teacher.config.in_dim, *(int(n) for n in latent_size)]  # [C, F, H, W]
+    pair_prompts, seeds = prompt_pair_plan(list(prompts), num, base_seed)
+    fingerprint = model_fingerprint(teacher)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    ranges = shard_ranges(len(seeds), shard_size)
+    digest = hashlib.sha256(json.dumps(list(prompts)).encode()).hexdigest()[:16]
+    extra = {"world": world, "prompts_sha256": digest, "prompts_file": prompts_file, "base_seed": int(base_seed),
+             "shard_size": int(shard_size), "storage_dtype": str(dtype or torch.float32).removeprefix("torch.")}  # fmt: skip
+    grid = pairs_config(str(teacher_path), fingerprint, num_steps=48, shift=5.0, guidance_scale=guidance_scale,
+                        grid_indices=GRID_INDICES, latent_shape=latent_shape, forward_kwargs={"mode": "bidirectional"})  # fmt: skip
+    config = {**grid, **extra}
+    todo = []
+    for i in rank_shards(len(ranges), rank, world_size):
+        path = folder / shard_name(i)
+        if not path.is_file():
+            todo.append(i)
+        elif _shard_settings(path) != _settings(config):
+            raise ConfigError(f"{path} holds pairs made with other settings: use another --out or delete it")
+    teacher = teacher.to(device)
+    for i in tqdm(todo, desc=f"ODE pairs rank {rank}/{world_size}", position=rank, disable=not progress):
+        lo, hi = ranges[i]
+        pairs = generate_ode_pairs(
+            teacher, text_encoder, pair_prompts[lo:hi], seeds[lo:hi], latent_shape, guidance_scale=guidance_scale,
+            batch_size=batch_size, device=device, teacher_name=str(teacher_path), fingerprint=fingerprint,
+        )  # fmt: skip
+        write_shard({**pairs, "config": config}, folder, i, dtype)
+    return finish_manifest(folder, len(ranges), config)

@@ -46,6 +46,13 @@ class ForcingModule(L.LightningModule):
     manual_optimization: ClassVar[bool] = False
     #: generates block by block with a KV cache (False: full-attention models sample whole clips)
     can_stream: ClassVar[bool] = True
+    #: trains on the world's data module (False: data of its own, e.g. ODE pairs)
+    uses_world_data: ClassVar[bool] = True
+
+    @classmethod
+    def needs_clips(cls, cfg: DictConfig) -> bool:
+        """Whether training reads clips of real data (a batch's "video" or "latents"), not prompts alone."""
+        return True
 
     @classmethod
     def optimizer_steps(cls, cfg: DictConfig, iterations: int) -> int:
@@ -81,6 +88,10 @@ class ForcingModule(L.LightningModule):
                 f"paradigm {cfg.paradigm.name!r} cannot train with objective={cfg.objective.name!r} "
                 f"(it takes: {', '.join(cls.objectives)})"
             )
+        if cls.uses_world_data:
+            from datamodules import check_world_data
+
+            check_world_data(cfg, cls.needs_clips(cfg))
 
     @classmethod
     def build_datamodule(cls, cfg: DictConfig) -> L.LightningDataModule:
@@ -221,6 +232,17 @@ class ForcingModule(L.LightningModule):
         """Frozen codec: pixels [B, 3, F, H, W] in [-1, 1] -> fp32 latents [B, C, F', H', W']."""
         with torch.no_grad():
             return self.codec.encode(video.to(self.device)).float()
+
+    def clean_latents(self, batch: dict[str, Any]) -> Tensor:
+        """The batch's clean clips as fp32 latents [B, C, F, H, W]: its "latents" when the data is
+        pre-encoded (latent shards), else its "video" through the frozen codec."""
+        if "latents" in batch:
+            return batch["latents"].to(self.device, torch.float32)
+        if "video" not in batch:
+            raise ConfigError(
+                "this run needs clips of real data, but the batch has prompts only: use world.data=latents"
+            )
+        return self.encode_video(batch["video"])
 
     def decode_video(self, latents: Tensor) -> Tensor:
         """Latents -> pixels [B, 3, F, H, W] in [-1, 1]."""

@@ -244,7 +244,7 @@ class CausalConsistency(ForcingModule):
 
     def loss_terms(self, batch: dict[str, Any], rngs: list[torch.Generator]) -> dict[str, Tensor]:
         """LCM loss d(f_theta(x_{t_n}, t_n), sg[f_ema(x^_{t_{n+1}}, t_{n+1})]) with clean GT context."""
-        x0 = self.encode_video(batch["video"])  # ground truth [B, C, F, H, W]
+        x0 = self.clean_latents(batch)  # ground truth [B, C, F, H, W]
         cond = self.condition(batch["prompt"])
         t_n, t_next = self.consistency_timesteps(rngs)
         x_t = add_noise(

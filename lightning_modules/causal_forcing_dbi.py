@@ -18,6 +18,7 @@ are D_Bi (same prompts, same guidance).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -85,6 +86,9 @@ class TeacherForcingDBi(TeacherForcing):
         with open_dict(cfg):
             cfg.paradigm.init_from = cfg.paradigm.get("init_from") or str(teacher)
             cfg.paradigm.pairs_path = str(folder)
+
+    #: trains on D_Bi (ODE pairs), not on the world's data module
+    uses_world_data: ClassVar[bool] = False
 
     @classmethod
     def build_datamodule(cls, cfg: DictConfig) -> L.LightningDataModule:

@@ -77,7 +77,7 @@ class DenoisingModule(ForcingModule):
 
     def loss_terms(self, batch: dict[str, Any], rngs: list[torch.Generator]) -> dict[str, Tensor]:
         """Flow-matching loss: v_theta(x_t, t) vs eps - x0 (Wan's timestep weighting optional)."""
-        x0 = self.encode_video(batch["video"])  # [B, C, F, H, W]
+        x0 = self.clean_latents(batch)  # [B, C, F, H, W]
         cond = self.condition(batch["prompt"], dropout=float(self.p.prompt_dropout), rngs=rngs)
         t = self.block_timesteps(rngs)  # [B, F]
         noise = self.randn(tuple(x0.shape[1:]), rngs)

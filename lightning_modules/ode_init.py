@@ -12,7 +12,7 @@ x_t - sigma v regresses the endpoint. It then samples like a distilled generator
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -43,6 +43,8 @@ class ODEInit(ForcingModule):
 
     #: attention mode of the student (a causal-ODE subclass with clean context may change it)
     mode: str = "block_causal"
+    #: trains on ODE pairs (`paradigm.pairs_path`), not on the world's data module
+    uses_world_data: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ config and data
     @classmethod

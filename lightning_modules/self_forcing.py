@@ -95,6 +95,16 @@ class SelfForcing(ForcingModule):
         cls._check_train_window(cfg)
         cls._check_init_blocks(cfg)
 
+    @classmethod
+    def needs_clips(cls, cfg: DictConfig) -> bool:
+        """Real clips only for an objective that needs real data (GAN) or a rollout with real context
+        (teacher_forcing, diffusion_forcing); the self rollout with DMD / SiD trains on prompts alone."""
+        from hydra.utils import get_class
+
+        target = cfg.objective.get("_target_")
+        needs_real = bool(target) and get_class(str(target)).requires_real_data
+        return needs_real or cfg.paradigm.get("rollout", "self") != "self"
+
     @staticmethod
     def _check_train_window(cfg: DictConfig) -> None:
         """The §3.4 window holds whole blocks: a positive multiple of frames_per_block (the cache
@@ -277,7 +287,7 @@ class SelfForcing(ForcingModule):
         rngs = self.clip_rngs(batch, salt=0)
         cond = self.condition(batch["prompt"])
         needs_real = self.objective.requires_real_data or self.p.rollout != "self"
-        real = self.encode_video(batch["video"]) if needs_real else None
+        real = self.clean_latents(batch) if needs_real else None
         real_score, critic = self.denoisers()
         terms: dict[str, Tensor] = {}
 
@@ -333,7 +343,7 @@ class SelfForcing(ForcingModule):
         """`val/loss`: the objective's generator loss on a fixed rollout (no update)."""
         cond = self.condition(batch["prompt"])
         needs_real = self.objective.requires_real_data or self.p.rollout != "self"
-        real = self.encode_video(batch["video"]) if needs_real else None
+        real = self.clean_latents(batch) if needs_real else None
         real_score, critic = self.denoisers()
         with torch.no_grad():
             roll = self.rollout(batch, cond.context, real, rngs)

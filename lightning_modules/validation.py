@@ -187,7 +187,8 @@ CHOICES: dict[str, Sequence[str] | Callable[[], Sequence[str]]] = {
     "hardware.reduce_dtype": DTYPES,
     "hardware.frozen_dtype": DTYPES,
     "world.codec.kind": tuple(CODEC_STRIDES),
-    "world.text_encoder.kind": ("toy", "umt5"),
+    "world.text_encoder.kind": ("toy", "umt5", "precomputed"),
+    "world.data": ("prompts", "latents"),
     "logger.kind": ("tensorboard",),
     "paradigm.loss_weighting": ("none", "wan"),
 }

@@ -22,7 +22,8 @@ def build_text_encoder(cfg: Mapping[str, Any] | None = None, **overrides: Any) -
     """A frozen text encoder from `kind` and its options (a mapping and/or keyword arguments).
 
     kind="toy": ToyTextEncoder(dim=64, max_length=24, seed=0);
-    kind="umt5": UMT5TextEncoder.from_pretrained(path, max_length=512, dtype=None).
+    kind="umt5": UMT5TextEncoder.from_pretrained(path, max_length=512, dtype=None);
+    kind="precomputed": PrecomputedText.from_file(path) (embeddings of a prompt list, other keys ignored).
     """
     options = _options(cfg, overrides)
     kind = options.pop("kind", "toy")
@@ -34,7 +35,13 @@ def build_text_encoder(cfg: Mapping[str, Any] | None = None, **overrides: Any) -
         if options.get("path") is None:
             raise ConfigError("text encoder kind='umt5' needs path=<local folder of the UMT5 encoder>")
         return UMT5TextEncoder.from_pretrained(options.pop("path"), **options)
-    raise ConfigError(f"unknown text encoder kind {kind!r}; expected 'toy' or 'umt5'")
+    if kind == "precomputed":
+        from forcing.encoders.precomputed_text import PrecomputedText
+
+        if options.get("path") is None:
+            raise ConfigError("text encoder kind='precomputed' needs path=<file of save_text_embeddings>")
+        return PrecomputedText.from_file(options["path"])
+    raise ConfigError(f"unknown text encoder kind {kind!r}; expected 'toy', 'umt5' or 'precomputed'")
 
 
 def build_codec(cfg: Mapping[str, Any] | None = None, **overrides: Any) -> nn.Module:

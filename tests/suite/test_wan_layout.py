@@ -32,13 +32,17 @@ EXPECTED = "(expected the diffusers Wan2.1 layout: text_encoder/, tokenizer/, va
 
 @pytest.fixture(scope="module")
 def wan_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny diffusers Wan2.1 folder in the real formats."""
-    return save_tiny_wan_root(tmp_path_factory.mktemp("Wan2.1-T2V-tiny-Diffusers"))
+    """A tiny diffusers Wan2.1 folder in the real formats (and a prompt file, the data of Self Forcing)."""
+    root = save_tiny_wan_root(tmp_path_factory.mktemp("Wan2.1-T2V-tiny-Diffusers"))
+    (root / "prompts.txt").write_text("a red circle\n")
+    return root
 
 
 def compose_wan(*overrides: str) -> object:
-    """Self Forcing DMD on the wan world, teacher=wan (WAN_ROOT read when the values are resolved)."""
-    return compose_run("experiment=self_forcing_dmd", "world=wan", "teacher=wan", *overrides)
+    """Self Forcing DMD on the wan world, teacher=wan (WAN_ROOT read when the values are resolved),
+    trained on the prompt file beside the weights."""
+    return compose_run("experiment=self_forcing_dmd", "world=wan", "teacher=wan",
+                       "world.prompts=${world.root}/prompts.txt", *overrides)  # fmt: skip
 
 
 @pytest.mark.parametrize("model", ["wan_1_3b", "wan14b"])

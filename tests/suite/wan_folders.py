@@ -60,3 +60,17 @@ def save_tiny_wan_root(root: Path, seed: int = 0) -> Path:
     save_tiny_vae(root)
     tiny_teacher(root / "transformer", seed=seed, layout="diffusers")
     return root
+
+
+def save_tiny_wan_teacher(folder: Path, seed: int = 0) -> Path:
+    """The `tiny` preset as it fits the tiny VAE and UMT5 (4 latent channels, text width 16, 2x2 patches),
+    every weight perturbed so that its ODE moves, saved as a weights folder."""
+    from forcing.models import CausalWanModel
+    from forcing.models.weights import save_pretrained
+
+    torch.manual_seed(seed)
+    model = CausalWanModel.from_preset("tiny")
+    with torch.no_grad():
+        for weight in model.parameters():
+            weight.add_(0.05 * torch.randn_like(weight))
+    return save_pretrained(model, folder)
