@@ -2,7 +2,8 @@
 sharding, per-step randomness, uniform logging keys (`train/loss`, `train/grad_norm`, `val/loss`).
 
 A paradigm subclasses `ForcingModule`, builds its networks in `build_networks`, and reads like
-its paper's algorithm in `training_step` and `sample`.
+its paper's algorithm in `training_step` and `sample`. Checkpoints hold the trainable state only: the
+frozen networks are referenced by source and hash (`lightning_modules.frozen_state`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from forcing.lr_schedule import lr_factor
 from forcing.models import CausalWanModel
 from forcing.parallel import cast_frozen, set_gradient_sync, shard_model
 from forcing.rollout import SamplerSpec, generate
+from lightning_modules.frozen_state import (
+    CHECKPOINT_KEY,
+    FrozenRecord,
+    check_frozen,
+    leave_frozen_out,
+    record_frozen,
+)
 
 
 def build_backbone(model_cfg: DictConfig, path: str | None = None, **extra: Any) -> CausalWanModel:
@@ -70,6 +78,9 @@ class ForcingModule(L.LightningModule):
         self.codec: nn.Module | None = None
         self.generator: CausalWanModel | None = None
         self.generator_ema: CausalWanModel | None = None
+        #: source and sha256 of each frozen network as built (`configure_model`), recorded in checkpoints
+        self.frozen_records: dict[str, FrozenRecord] = {}
+        leave_frozen_out(self)
 
     # ------------------------------------------------------------------ validation
     @classmethod
@@ -102,9 +113,10 @@ class ForcingModule(L.LightningModule):
 
     # ------------------------------------------------------------------ building
     def configure_model(self) -> None:
-        """Build every network, store the frozen ones in `hardware.frozen_dtype`, then shard per
-        block (FSDP2) when a device mesh exists: trainable weights stay fp32 (so do their AdamW
-        state and the EMA) and are all-gathered in `hardware.param_dtype` for compute."""
+        """Build every network, record each frozen one's source and hash (before any cast), store the
+        frozen ones in `hardware.frozen_dtype`, then shard per block (FSDP2) when a device mesh exists:
+        trainable weights stay fp32 (so do their AdamW state and the EMA) and are all-gathered in
+        `hardware.param_dtype` for compute."""
         if self.generator is not None:
             return
         self.text_encoder = build_text_encoder(**OmegaConf.to_container(self.cfg.world.text_encoder, resolve=True))
@@ -114,6 +126,7 @@ class ForcingModule(L.LightningModule):
         self.build_networks()
         if self.p.get("ema_decay") is not None and self.generator_ema is None:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.frozen_records = record_frozen(self)
         hw = self.cfg.hardware
         for frozen in self.frozen_networks():
             cast_frozen(frozen, hw.get("frozen_dtype", "float32"))
@@ -160,6 +173,16 @@ class ForcingModule(L.LightningModule):
             if m is not self.generator_ema and not any(p.requires_grad for p in m.parameters())
         ]
         return [m for m in (self.text_encoder, self.codec, *backbones) if m is not None]
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the frozen networks' sources and hashes (their weights are not in the checkpoint)."""
+        checkpoint[CHECKPOINT_KEY] = dict(self.frozen_records)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to resume with frozen networks other than those the checkpoint was trained with."""
+        where = self.trainer.ckpt_path if self._trainer is not None else "being loaded"
+        check_frozen(checkpoint.get(CHECKPOINT_KEY), self.frozen_records, where)
 
     def configure_optimizers(self) -> Any:
         """AdamW on the generator with linear warm-up, then constant or cosine decay (`optim.decay_steps`,

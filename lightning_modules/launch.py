@@ -10,7 +10,6 @@ only then; a run ends with one summary line.
 from __future__ import annotations
 
 import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from callbacks.iteration import iteration
 from forcing.errors import ConfigError
+from lightning_modules.checkpoint_files import checkpoint_problem, checkpoints_in, newest_complete
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -36,37 +36,34 @@ def paradigm_class(cfg: DictConfig) -> type[L.LightningModule]:
 
 
 def resolve_ckpt_path(cfg: DictConfig, run_dir: Path) -> str | None:
-    """Map `ckpt_path` (null | auto | path) to a checkpoint file, refusing to overwrite a run."""
+    """Map `ckpt_path` (null | auto | path) to a complete checkpoint (a file or a DCP directory),
+    refusing to overwrite a run. `auto`: the newest complete checkpoint of the run directory
+    (`lightning_modules.checkpoint_files.newest_complete`), None in a fresh one."""
     ckpt_dir = run_dir / "checkpoints"
-    existing = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
     spec = cfg.get("ckpt_path")
     if spec is None:
-        if existing:
+        if checkpoints_in(ckpt_dir):
             raise ConfigError(
                 f"{run_dir} already holds checkpoints of an earlier run: resume it with ckpt_path=auto "
                 f"or start another with name=<new name>"
             )
         return None
     if spec == "auto":
-        last = ckpt_dir / "last.ckpt"
-        path = last if last.is_file() else (existing[-1] if existing else None)
-        if path is None:
-            return None
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise ConfigError(f"ckpt_path={spec} does not exist")
+        path = newest_complete(ckpt_dir)
+        return None if path is None else str(path)
+    path = Path(spec)
+    if not path.exists():
+        raise ConfigError(f"ckpt_path={spec} does not exist")
     check_checkpoint_file(path)
     return str(path)
 
 
 def check_checkpoint_file(path: Path) -> None:
-    """Fail early on a truncated or corrupt checkpoint (torch checkpoints are zip archives)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            archive.namelist()
-    except (zipfile.BadZipFile, OSError) as err:
-        raise ConfigError(f"checkpoint {path} is corrupt or truncated ({err})") from err
+    """Fail early on a truncated or corrupt checkpoint file (torch checkpoints are zip archives) or an
+    incomplete distributed checkpoint directory."""
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise ConfigError(f"checkpoint {path} {problem}")
 
 
 def validate(cfg: DictConfig) -> type[L.LightningModule]:

@@ -8,7 +8,6 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.strategies import ModelParallelStrategy
 from omegaconf import DictConfig
 
 from callbacks.checkpoint import IterationCheckpoint
@@ -18,19 +17,25 @@ from callbacks.nan_guard import NonFiniteGuard
 from callbacks.progress import IterationProgressBar
 from callbacks.samples import SampleVideos
 from datamodules import validation_clips
+from lightning_modules.checkpoint_io import DistributedCheckpointIO
 from lightning_modules.console import quiet_lightning
+from lightning_modules.fsdp2_strategy import FSDP2Strategy
 
 
-def build_strategy(hw: DictConfig) -> str | ModelParallelStrategy:
-    """`auto` or FSDP2 (`fully_shard` per block in `configure_model`) over all processes."""
+def build_strategy(hw: DictConfig) -> str | FSDP2Strategy:
+    """`auto` or FSDP2 (`fully_shard` per block in `configure_model`) over all processes.
+
+    FSDP2 on more than one rank writes torch distributed checkpoints (DCP: a directory, one shard file
+    per rank, no gather on rank 0), which resume on any number of ranks; one rank writes one file, which
+    resumes on any number of ranks too (`lightning_modules.fsdp2_strategy`)."""
     if hw.strategy == "auto":
         return "auto"
     if hw.strategy == "fsdp2":
         world = int(hw.devices) * int(hw.num_nodes)
-        return ModelParallelStrategy(
+        return FSDP2Strategy(
             data_parallel_size=world,
             tensor_parallel_size=1,
-            save_distributed_checkpoint=world > 8,  # small runs: one consolidated file
+            save_distributed_checkpoint=world > 1,
             process_group_backend="gloo" if hw.accelerator == "cpu" else None,
         )
     raise ValueError(f"unknown hardware.strategy {hw.strategy!r} (auto | fsdp2)")
@@ -83,14 +88,18 @@ def build_trainer(
         *extra_callbacks,
     ]
     if not fast:
-        callbacks.insert(0, IterationCheckpoint(run_dir / "checkpoints", int(cbs.checkpoint_every_n_steps)))
+        keep = int(cbs.keep_last_k)
+        callbacks.insert(0, IterationCheckpoint(run_dir / "checkpoints", int(cbs.checkpoint_every_n_steps), keep))
     if tcfg.enable_progress_bar:
         callbacks.append(IterationProgressBar(iterations))
+    strategy = build_strategy(hw)
     return L.Trainer(
         accelerator=hw.accelerator,
         devices=hw.devices,
         num_nodes=hw.num_nodes,
-        strategy=build_strategy(hw),
+        strategy=strategy,
+        # one process also resumes a DCP directory (consolidated); FSDP2 reads checkpoints itself
+        plugins=[DistributedCheckpointIO()] if strategy == "auto" else None,
         precision=hw.precision,
         max_steps=max_steps,
         accumulate_grad_batches=1 if manual else int(tcfg.accumulate_grad_batches),

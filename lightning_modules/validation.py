@@ -150,6 +150,7 @@ RANGES: dict[str, Range] = {
     "paradigm.grpo.rollout_frames": Range(1, integer=True, nullable=True),
     # callbacks
     "callbacks.checkpoint_every_n_steps": COUNT,
+    "callbacks.keep_last_k": Range(-1, integer=True),
     "callbacks.samples_every_n_steps": COUNT,
     "callbacks.num_samples": POSITIVE_INT,
     "callbacks.sample_fps": POSITIVE_INT,

@@ -28,6 +28,7 @@ from forcing.models.kv_cache import KVCache, cache_dtype
 from forcing.models.presets import WanConfig, get_preset
 from forcing.models.rope import apply_rope, rope_cos_sin
 from forcing.models.weights import load_pretrained
+from forcing.provenance import RANDOM_INIT, set_weights_source
 
 __all__ = ["CausalWanModel", "sinusoidal_embedding"]
 
@@ -297,12 +298,13 @@ class CausalWanModel(nn.Module):
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CausalWanModel:
         """Randomly initialised model of a named preset ("tiny", "shapes", "wan2.1-t2v-1.3b", "wan2.1-t2v-14b")."""
-        return cls(get_preset(name, **overrides))
+        return set_weights_source(cls(get_preset(name, **overrides)), f"{RANDOM_INIT} (preset {name})")
 
     @classmethod
     def from_pretrained(cls, path: str, preset: str | None = None, **overrides: Any) -> CausalWanModel:
-        """Load weights (original Wan, diffusers or Self-Forcing-style checkpoints): `forcing.models.weights`."""
-        return load_pretrained(cls, path, preset=preset, **overrides)
+        """Load weights (original Wan, diffusers or Self-Forcing-style checkpoints): `forcing.models.weights`;
+        `path` is recorded as the weights' source (`forcing.provenance`)."""
+        return set_weights_source(load_pretrained(cls, path, preset=preset, **overrides), str(path))
 
     def init_weights(self) -> None:
         """Wan2.1's initialisation: Xavier linears with zero bias, N(0, 0.02) embeddings, zero output head."""

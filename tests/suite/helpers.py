@@ -114,3 +114,55 @@ def read_frames(monkeypatch: Any, run: Any) -> dict[int, set[int]]:
     monkeypatch.setattr(KVCache, "plan", spy)
     run()
     return seen
+
+
+def tiny_distill_overrides(tmp: Path, name: str, max_steps: int, teacher: Path, *extra: str) -> list[str]:
+    """`experiment=self_forcing_dmd` on the tiny backbone with the weights folder `teacher` (real score
+    and critic init; no artifact store), into `tmp/runs/name`: checkpoints every 2 iterations, no samples
+    or evaluation, 6 latent frames, a global batch of 2."""
+    return [
+        "experiment=self_forcing_dmd", "model=tiny", f"paths.runs={tmp / 'runs'}", f"paths.artifacts={tmp / 'artifacts'}",
+        f"teacher.path={teacher}", "paradigm.generator_init.experiment=null", f"name={name}",
+        f"trainer.max_steps={max_steps}", "trainer.log_every_n_steps=1", "trainer.val_check_interval=1000",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "callbacks.checkpoint_every_n_steps=2",
+        "callbacks.samples_every_n_steps=0", "callbacks.eval_every_n_steps=0", "callbacks.eval_at_start=false",
+        "world.batch_size=2", "world.val_batch_size=2", "world.val_size=2", "world.num_frames=6", *extra,
+    ]  # fmt: skip
+
+
+def _full(value: Any) -> Any:
+    """A tensor's full value (an FSDP2 DTensor gathered), detached on CPU; other values as they are."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return value
+    value = value.full_tensor() if hasattr(value, "full_tensor") else value
+    return value.detach().cpu().clone()
+
+
+class RestoredState(L.Callback):
+    """The module's parameters and each optimiser's state, by parameter name and as full tensors, when
+    training starts (after a checkpoint was restored)."""
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:  # noqa: D102
+        names = {id(p): name for name, p in module.named_parameters()}
+        self.params = {name: _full(p) for name, p in module.named_parameters()}
+        self.optimizers = [
+            {names[id(p)]: {k: _full(v) for k, v in opt.state[p].items()} for p in opt.state} for opt in trainer.optimizers
+        ]
+        #: each optimiser's parameter names in its order (what torch's position keys refer to)
+        self.orders = [[names[id(p)] for g in opt.param_groups for p in g["params"]] for opt in trainer.optimizers]
+
+    def assert_equals(self, checkpoint: dict[str, Any]) -> None:
+        """Every weight of `checkpoint` and every optimiser state (keyed by parameter name or position) restored exactly."""
+        import torch
+
+        for name, value in checkpoint["state_dict"].items():
+            torch.testing.assert_close(self.params[name], value, rtol=0, atol=0)
+        assert all(self.optimizers) and len(self.optimizers) == len(checkpoint["optimizer_states"])
+        for state, saved, order in zip(self.optimizers, checkpoint["optimizer_states"], self.orders):
+            by_name = {order[k] if isinstance(k, int) else k: v for k, v in saved["state"].items()}
+            assert set(state) == set(by_name)
+            for name, moments in state.items():
+                for key, value in moments.items():
+                    torch.testing.assert_close(value, by_name[name][key], rtol=0, atol=0)
