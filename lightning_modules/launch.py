@@ -9,6 +9,7 @@ only then; a run ends with one summary line.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,12 +36,20 @@ def paradigm_class(cfg: DictConfig) -> type[L.LightningModule]:
         raise ConfigError(f"paradigm._target_={cfg.paradigm._target_!r} cannot be imported: {err}") from err
 
 
+def requeued() -> bool:
+    """Whether this process is a SLURM job requeued after a timeout or preemption
+    (`SLURM_RESTART_COUNT` > 0): it resumes its run directory even with `ckpt_path=null`."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
 def resolve_ckpt_path(cfg: DictConfig, run_dir: Path) -> str | None:
     """Map `ckpt_path` (null | auto | path) to a complete checkpoint (a file or a DCP directory),
-    refusing to overwrite a run. `auto`: the newest complete checkpoint of the run directory
+    refusing to overwrite a run unless the job was requeued (`requeued`). `auto`: the newest complete checkpoint of the run directory
     (`lightning_modules.checkpoint_files.newest_complete`), None in a fresh one."""
     ckpt_dir = run_dir / "checkpoints"
     spec = cfg.get("ckpt_path")
+    if spec is None and requeued():
+        spec = "auto"  # the same job again after a timeout or preemption: continue it
     if spec is None:
         if checkpoints_in(ckpt_dir):
             raise ConfigError(

@@ -77,3 +77,21 @@ def test_generator_init_of_another_block_size(tmp_path) -> None:
     with pytest.raises(ConfigError, match="ode_init trains frames_per_block=3, but this student has frames_per_block=1"):
         launch(cfg)
     assert not (tmp_path / "runs").exists() and not any(tmp_path.glob("**/weights-*"))
+
+
+def test_requeued_slurm_job_resumes_instead_of_refusing(tmp_path, monkeypatch) -> None:
+    """A SLURM job requeued after a timeout (SLURM_RESTART_COUNT > 0) continues its run directory
+    with ckpt_path=null; the first start of a job still refuses to overwrite it."""
+    import torch
+
+    from lightning_modules.launch import resolve_ckpt_path, run_dir_of
+
+    cfg = compose_run("experiment=teacher_forcing", *fast_overrides(tmp_path))
+    ckpt_dir = run_dir_of(cfg) / "checkpoints"
+    ckpt_dir.mkdir(parents=True)
+    torch.save({"state_dict": {}}, ckpt_dir / "step000002.ckpt")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        resolve_ckpt_path(cfg, run_dir_of(cfg))
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert resolve_ckpt_path(cfg, run_dir_of(cfg)) == str(ckpt_dir / "step000002.ckpt")
