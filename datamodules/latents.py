@@ -19,10 +19,9 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from datamodules.resumable import ResumableEpoch
-from datamodules.sampling import EpochSampler, Subset
+from datamodules.sampling import EpochSampler, Subset, check_held_out_split
 from datamodules.shard_rows import ShardRows
 from forcing.data.latents import read_latent_manifest
-from forcing.errors import ConfigError
 
 
 class LatentDataModule(ResumableEpoch, L.LightningDataModule):
@@ -44,16 +43,9 @@ class LatentDataModule(ResumableEpoch, L.LightningDataModule):
         self.manifest = read_latent_manifest(self.path)
         files = [entry["file"] for entry in self.manifest["shards"]]
         self.clips = ShardRows(self.path, files, "index", ["latents"], "latent clips")
-        n = len(self.clips)
-        if not 0 <= val_size < n:
-            raise ConfigError(f"world.val_size={val_size} leaves no training clip of the {n} in {self.path}")
+        check_held_out_split(len(self.clips), val_size, ranks, batch_size, "clips", f"latents folder {self.path}")
         self.val_size = val_size
         self.set_loading(batch_size, val_batch_size, num_workers, seed)
-        if n - val_size < ranks * batch_size:
-            raise ConfigError(
-                f"latents folder {self.path} has {n - val_size} training clips ({n} - world.val_size={val_size}), "
-                f"fewer than {ranks} ranks x batch {batch_size}"
-            )
 
     @property
     def latent_shape(self) -> list[int]:

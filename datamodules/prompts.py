@@ -20,9 +20,8 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.resumable import ResumableEpoch
-from datamodules.sampling import EpochSampler, Subset
+from datamodules.sampling import EpochSampler, Subset, check_held_out_split
 from forcing.data.prompts import read_prompts
-from forcing.errors import ConfigError
 
 
 class PromptList(Dataset):
@@ -55,17 +54,9 @@ class PromptDataModule(ResumableEpoch, L.LightningDataModule):
         super().__init__()
         self.path = Path(path)
         self.prompts = PromptList(read_prompts(self.path))
-        n = len(self.prompts)
-        if not 0 <= val_size < n:
-            raise ConfigError(f"world.val_size={val_size} leaves no training prompt of the {n} in {self.path}")
+        check_held_out_split(len(self.prompts), val_size, ranks, batch_size, "prompts", f"prompt file {self.path}")
         self.val_size = val_size
         self.set_loading(batch_size, val_batch_size, num_workers, seed)
-        train = n - val_size
-        if train < ranks * batch_size:
-            raise ConfigError(
-                f"prompt file {self.path} has {train} training prompts ({n} - world.val_size={val_size}), "
-                f"fewer than {ranks} ranks x batch {batch_size}"
-            )
 
     @property
     def train_prompts(self) -> Subset:

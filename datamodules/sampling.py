@@ -68,3 +68,15 @@ class EpochSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.per_rank
+
+
+def check_held_out_split(n: int, val_size: int, ranks: int, batch_size: int, what: str, where: str) -> None:
+    """A list of `n` `what` (e.g. "prompts") in `where` whose last `val_size` are held out must leave
+    training items, a full batch for each of `ranks` ranks; a one-line `ConfigError` otherwise."""
+    if not 0 <= val_size < n:
+        raise ConfigError(f"world.val_size={val_size} leaves no training {what[:-1]} of the {n} in {where}")
+    if n - val_size < ranks * batch_size:
+        raise ConfigError(
+            f"{where} has {n - val_size} training {what} ({n} - world.val_size={val_size}), "
+            f"fewer than {ranks} ranks x batch {batch_size}"
+        )

@@ -46,6 +46,7 @@ from forcing.data.shards import (
     all_present,
     rank_from_env,
     rank_shards,
+    read_folder_manifest,
     read_header,
     save_shard,
     shard_name,
@@ -274,15 +275,7 @@ def write_shards(pairs: dict[str, Any], folder: str | Path, shard_size: int = 25
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
     """The manifest of a finished pairs folder; `ConfigError` naming the command when there is none."""
-    folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
-        state = "does not exist" if not folder.exists() else f"has no {MANIFEST} (empty or unfinished)"
-        raise ConfigError(f"ODE pairs folder {folder} {state}: make it with `{COMMAND}`")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT or not manifest.get("shards"):
-        raise ConfigError(f"{path} is not a {FORMAT} manifest with shards: remake it with `{COMMAND}`")
-    return manifest
+    return read_folder_manifest(folder, "ODE pairs", FORMAT, "shards", COMMAND)
 
 
 def read_shards(folder: str | Path) -> dict[str, Any]:

@@ -22,8 +22,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from forcing.data.shards import MANIFEST, all_present, read_header, save_shard, shard_name, write_json
-from forcing.errors import ConfigError
+from forcing.data.shards import (
+    MANIFEST,
+    all_present,
+    read_folder_manifest,
+    read_header,
+    save_shard,
+    shard_name,
+    write_json,
+)
 
 FORMAT = "forcing.latents/1"
 #: The command that makes a latents folder (quoted in error messages).
@@ -82,12 +89,4 @@ def finish_manifest(folder: str | Path, num_shards: int, config: dict[str, Any])
 
 def read_latent_manifest(folder: str | Path) -> dict[str, Any]:
     """The manifest of a finished latents folder; `ConfigError` naming the command when there is none."""
-    folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
-        state = "does not exist" if not folder.exists() else f"has no {MANIFEST} (empty or unfinished)"
-        raise ConfigError(f"latents folder {folder} {state}: make it with `{COMMAND}`")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT or not manifest.get("num_clips"):
-        raise ConfigError(f"{path} is not a {FORMAT} manifest with clips: remake it with `{COMMAND}`")
-    return manifest
+    return read_folder_manifest(folder, "latents", FORMAT, "num_clips", COMMAND)

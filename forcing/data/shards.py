@@ -73,3 +73,19 @@ def read_header(path: str | Path, rows_of: str) -> tuple[int, dict[str, str]]:
 def all_present(folder: str | Path, num_shards: int) -> bool:
     """Whether every planned shard of a folder exists."""
     return all((Path(folder) / shard_name(i)).is_file() for i in range(num_shards))
+
+
+def read_folder_manifest(folder: str | Path, what: str, fmt: str, required: str, command: str) -> dict[str, Any]:
+    """The manifest of a finished shard folder of `fmt` with a non-empty `required` entry;
+    `ConfigError` naming `what` the folder holds and the `command` that makes it otherwise."""
+    from forcing.errors import ConfigError
+
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        state = "does not exist" if not folder.exists() else f"has no {MANIFEST} (empty or unfinished)"
+        raise ConfigError(f"{what} folder {folder} {state}: make it with `{command}`")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != fmt or not manifest.get(required):
+        raise ConfigError(f"{path} is not a {fmt} manifest with {required.replace('num_', '')}: remake it with `{command}`")
+    return manifest
