@@ -16,11 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from datamodules.resumable import ResumableEpoch
-from datamodules.sampling import EpochSampler, Subset, check_held_out_split
+from datamodules.held_out import HeldOutListModule
+from datamodules.sampling import Subset
 from forcing.data.prompts import read_prompts
 
 
@@ -37,42 +36,17 @@ class PromptList(Dataset):
         return {"prompt": self.prompts[index], "seed": int(index)}
 
 
-class PromptDataModule(ResumableEpoch, L.LightningDataModule):
-    """Prompts of a text file; `ranks` (data-parallel processes) is checked against the training prompts
-    when the module is built, before any training: each rank needs a full batch."""
+class PromptDataModule(HeldOutListModule):
+    """Prompts of a text file (`HeldOutListModule`: held-out tail, per-rank epochs, resumable)."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        batch_size: int = 1,
-        val_size: int = 0,
-        num_workers: int = 0,
-        seed: int = 0,
-        val_batch_size: int | None = None,
-        ranks: int = 1,
-    ) -> None:
-        super().__init__()
+    what = "prompts"
+
+    def __init__(self, path: str | Path, **loading: Any) -> None:
         self.path = Path(path)
         self.prompts = PromptList(read_prompts(self.path))
-        check_held_out_split(len(self.prompts), val_size, ranks, batch_size, "prompts", f"prompt file {self.path}")
-        self.val_size = val_size
-        self.set_loading(batch_size, val_batch_size, num_workers, seed)
+        super().__init__(self.prompts, f"prompt file {self.path}", **loading)
 
     @property
     def train_prompts(self) -> Subset:
         """The training prompts: every prompt but the held-out tail."""
-        return Subset(self.prompts, 0, len(self.prompts) - self.val_size)
-
-    def train_sampler(self, rank: int | None = None, world_size: int | None = None) -> EpochSampler:
-        """The training sampler of a rank (default: this process's rank and world size)."""
-        rank, world_size = self.data_rank(rank, world_size)
-        return EpochSampler(self.train_prompts, self.seed, rank, world_size, self.batch_size, what="training prompts")
-
-    def train_dataloader(self) -> DataLoader:
-        """Training prompts, disjoint per rank, reshuffled every epoch."""
-        return self.resumed_loader(self.train_sampler())
-
-    def val_dataloader(self) -> DataLoader:
-        """The held-out tail of the list, in order (empty when `val_size` is 0)."""
-        n = len(self.prompts)
-        return self.make_loader(Subset(self.prompts, n - self.val_size, n), self.val_batch_size)
+        return self.train_items
