@@ -55,6 +55,7 @@ from forcing.data.shards import (
 )
 from forcing.diffusion import Conditioning, Denoiser, euler_timesteps, few_step_timesteps
 from forcing.errors import ConfigError
+from forcing.provenance import weights_sha256
 from forcing.rollout import euler_sample
 
 FORMAT = "forcing.ode_pairs/1"
@@ -103,13 +104,8 @@ def clip_noise(seed: int, shape: Sequence[int]) -> Tensor:
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """sha256 (16 hex digits) of a model's state dict: names, dtypes, shapes and bytes."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
+    """The first 16 hex digits of the model's `forcing.provenance.weights_sha256`."""
+    return weights_sha256(model)[:16]
 
 
 def _plain(value: Any) -> Any:
