@@ -180,10 +180,16 @@ def test_from_pretrained_delegates_to_weights_with_its_class(monkeypatch):
     class Subclass(CausalWanModel):
         pass
 
+    from torch import nn
+
+    from forcing.provenance import weights_source
+
     calls = []
     monkeypatch.setattr(
-        wan, "load_pretrained", lambda cls, path, preset=None, **kw: calls.append((cls, path, preset, kw))
+        wan, "load_pretrained",
+        lambda cls, path, preset=None, **kw: calls.append((cls, path, preset, kw)) or nn.Identity(),
     )
-    CausalWanModel.from_pretrained("/some/dir", preset="tiny", num_layers=1)
+    loaded = CausalWanModel.from_pretrained("/some/dir", preset="tiny", num_layers=1)
     Subclass.from_pretrained("/other/dir")
     assert calls == [(CausalWanModel, "/some/dir", "tiny", {"num_layers": 1}), (Subclass, "/other/dir", None, {})]
+    assert weights_source(loaded) == "/some/dir"  # the source checkpoints record (forcing.provenance)

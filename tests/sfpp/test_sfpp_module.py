@@ -253,12 +253,14 @@ def test_grpo_update_backpropagates_the_trajectory_ratio_block_by_block() -> Non
 
 def test_the_stage_is_chosen_once_and_keeps_the_checkpoint_keys() -> None:
     """`paradigm.stage` picks the strategy at construction; the networks stay attributes of the
-    module, so the state_dict keys are those of the module's networks (checkpoints load as before)."""
+    module, so the state_dict keys are those of the module's trainable networks (checkpoints leave the
+    frozen ones out: the real score and the GRPO reference are rebuilt from their paths)."""
     dmd = tiny_module()
     grpo = tiny_module("experiment=self_forcing_pp_grpo", "paradigm.grpo.group_size=2")
     assert isinstance(dmd.stage, DMDStage) and isinstance(grpo.stage, GRPOStage)
+    assert dmd.real_score_net is not None and grpo.reference_net is not None
     prefixes = {m: {k.split(".")[0] for k in m.state_dict()} for m in (dmd, grpo)}
-    assert {"generator", "real_score_net", "critic_net"} <= prefixes[dmd] and "reference_net" not in prefixes[dmd]
-    assert {"generator", "reference_net"} <= prefixes[grpo] and not {"real_score_net", "critic_net"} & prefixes[grpo]
+    assert {"generator", "critic_net"} <= prefixes[dmd] and not {"real_score_net", "reference_net"} & prefixes[dmd]
+    assert "generator" in prefixes[grpo] and not {"real_score_net", "critic_net", "reference_net"} & prefixes[grpo]
     assert [type(o) for o in grpo.configure_optimizers()] == [torch.optim.AdamW]
     assert len(dmd.configure_optimizers()) == 2  # generator and critic
