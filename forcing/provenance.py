@@ -14,6 +14,7 @@ real score ~28 GB in bf16), once per run start, on every rank in parallel.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -41,6 +42,15 @@ def is_random_init(source: str) -> bool:
 
 
 @torch.no_grad()
+def file_sha256(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes (a shipped weights file, as `sha256sum` prints it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def weights_sha256(module: nn.Module) -> str:
     """sha256 (hex) over `module`'s parameters and buffers, sorted by name: each name, dtype, shape and bytes.
 

@@ -93,6 +93,14 @@ def prerequisite_config(consumer: DictConfig, experiment: str) -> DictConfig:
     return cfg
 
 
+def carded_identity(path: str) -> str:
+    """What weights given by path are, for an artifact's identity: the sha256 of a weights folder
+    with a `card.json` (a shipped base: the same weights wherever the repository is, other weights
+    after an update), else the path."""
+    card = Path(path) / "card.json"
+    return f"sha256:{json.loads(card.read_text())['sha256']}" if card.is_file() else path
+
+
 def identity(cfg: DictConfig) -> str:
     """A short hash of what an artifact is (its resolved config without paths and hardware)."""
     data = OmegaConf.to_container(cfg, resolve=True)
@@ -100,6 +108,8 @@ def identity(cfg: DictConfig) -> str:
         data.pop(key, None)
     if not data.get("artifact_paths"):  # nothing given by path: the identity of earlier stores
         data.pop("artifact_paths", None)
+    else:
+        data["artifact_paths"] = {name: carded_identity(path) for name, path in data["artifact_paths"].items()}
     for key in ("enable_progress_bar", "enable_model_summary"):  # console only
         data.get("trainer", {}).pop(key, None)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
@@ -217,9 +227,11 @@ if __name__ == "__main__":  # python -m lightning_modules.artifacts <out>/config
 
 
 def resolve_path(consumer: DictConfig, section: DictConfig, role: str) -> Path:
-    """`section.path` if set (must exist), else the artifact of `section.experiment`."""
-    if section.get("path"):
-        path = Path(section.path)
+    """`section.path` if set (must exist), else the weights the run was given for `section.experiment`
+    (`artifact_paths`, e.g. the shipped base of `pretrained=shapes_base`), else that experiment's artifact."""
+    given = given_paths(consumer).get(str(section.get("experiment")))
+    if section.get("path") or given:
+        path = Path(section.path or given)
         if not path.exists():
             hint = f" (made by `python run.py experiment={section.experiment}`)" if section.get("experiment") else ""
             raise ConfigError(f"{role} path {path} does not exist{hint}")

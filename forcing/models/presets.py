@@ -99,6 +99,9 @@ PRESETS: dict[str, WanConfig] = {
 # Shapes world in the latent space of its learned codec (forcing/encoders/shapes_codec.py):
 # 8x8x8 latents per 32x32 frame, patch (1, 2, 2) -> 4x4 = 16 tokens per frame, 32 values a token.
 PRESETS["shapes_latent"] = PRESETS["shapes"].replace(in_dim=8, out_dim=8, patch_size=(1, 2, 2))
+# The shapes world's shipped pretrained base (forcing/assets/shapes_base): the latent backbone, wider
+# and deeper (3.9 M parameters), head_dim 32.
+PRESETS["shapes_base"] = PRESETS["shapes_latent"].replace(dim=192, ffn_dim=768, num_heads=6, num_layers=6)
 
 
 def get_preset(name: str, **overrides: Any) -> WanConfig:
