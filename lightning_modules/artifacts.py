@@ -63,11 +63,12 @@ def given_paths(cfg: DictConfig) -> dict[str, str]:
 
 def prerequisite_config(consumer: DictConfig, experiment: str) -> DictConfig:
     """The config of prerequisite `experiment` for a `consumer` run: the consumer's budget (so the
-    whole chain trains at the study budget when asked), world (but the prerequisite's own batch
+    whole chain trains at the study budget when asked) and pretrained base, world (but the prerequisite's own batch
     size), model size, seed, paths, weights given by path (`given_paths`: a teacher given to the
     consumer is the teacher of every prerequisite that names its experiment) and (for debugging
     runs) trainer; one device, so that it can run in-process."""
-    cfg = compose_experiment(experiment, f"budget={consumer.get('budget_name', 'demo')}")
+    cfg = compose_experiment(experiment, f"budget={consumer.get('budget_name', 'demo')}",
+                             f"pretrained={consumer.get('pretrained_name', 'none')}")  # fmt: skip
     given = given_paths(consumer)
     with open_dict(cfg):
         if given:

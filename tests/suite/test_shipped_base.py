@@ -53,6 +53,9 @@ def test_prerequisites_inherit_the_shipped_base() -> None:
     ode = prerequisite_config(cfg, "ode_init")  # the generator init of Self Forcing
     assert ode.model.preset == "shapes_base" and ode.world.codec.kind == "shapes"
     assert resolve_path(ode, ode.teacher, "teacher") == FOLDER  # pairs and student init from the base
+    own = compose_run("experiment=ode_init", "pretrained=shapes_base")  # with conf/pretrained/shapes_base/ode_init.yaml
+    assert ode.paradigm.num_pairs == own.paradigm.num_pairs != compose_run("experiment=ode_init").paradigm.num_pairs
+    assert ode.trainer.max_steps == own.trainer.max_steps
     ar_teacher = prerequisite_config(compose_run("experiment=causal_ode", "pretrained=shapes_base"), "teacher_forcing")
     assert resolve_path(ar_teacher, ar_teacher.paradigm.generator_init, "init") == FOLDER  # CF's AR teacher: TF from the base
 
