@@ -294,17 +294,21 @@ def read_shards(folder: str | Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- shapes world
 def load_teacher(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """A frozen teacher from a weights folder (`save_pretrained`) or a Lightning `.ckpt` of this suite.
+    """A frozen teacher from a weights folder (`save_pretrained`) or a checkpoint of this suite: a
+    Lightning `.ckpt` file or the DCP directory of an FSDP2 run (consolidated in memory), read by
+    `forcing.checkpoints.read_checkpoint_dict` (trusted files only: unpickled).
 
-    Returns (model, run config or {}): a Lightning checkpoint carries the resolved run config
-    (model preset, world), used for the text encoder and the clip size.
+    Returns (model, run config or {}): a checkpoint carries the resolved run config (model preset,
+    world), used for the text encoder and the clip size; its sampling generator is loaded (the EMA
+    when it has one, else the generator).
     """
+    from forcing.checkpoints import is_dcp_checkpoint, read_checkpoint_dict
     from forcing.models import CausalWanModel
-    from forcing.models.weights import load_state_dict_strict, read_checkpoint
+    from forcing.models.weights import load_state_dict_strict
 
     path = Path(path)
-    if path.is_file() and path.suffix == ".ckpt":
-        ckpt = read_checkpoint(path)
+    if (path.is_file() and path.suffix == ".ckpt") or is_dcp_checkpoint(path):
+        ckpt = read_checkpoint_dict(path)
         run_cfg = (ckpt.get("hyper_parameters") or {}).get("config") or {}
         if "model" not in run_cfg:
             raise ConfigError(f"{path} holds no run config (hyper_parameters.config): pass a weights folder")
