@@ -25,8 +25,9 @@ rendered from the seeds) and `make_prompt_pairs` (any teacher, a prompt list: pa
 i mod N and seed `pair_seed(base_seed, i)`; sharded over ranks, resumable: `forcing.data.shards`).
 The library takes every setting as an argument; the command line, which reads ``conf/world/<world>.yaml``
 for its defaults, is :mod:`lightning_modules.ode_pairs`:
-``python -m lightning_modules.ode_pairs --teacher <weights folder | .ckpt> --out <folder> --num 256
-[--guidance 4.0] [--frames 12 --height 32 --width 32]``, or at Wan scale ``--world wan --prompts <file>``.
+``python -m lightning_modules.ode_pairs --teacher <weights folder | .ckpt | DCP directory> --out <folder>
+--num 256 [--guidance 4.0] [--frames 12 --height 32 --width 32] [--teacher-dtype bfloat16]``, or at Wan
+scale ``--world wan --prompts <file>``.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ PAIR_SEED_BASE = 2**62
 PAIR_SEED_STRIDE = 2**40
 #: The command that makes a pairs folder (quoted in error messages).
 COMMAND = (
-    "python -m lightning_modules.ode_pairs --teacher <teacher weights folder or .ckpt> --out <folder> --num 256"
+    "python -m lightning_modules.ode_pairs --teacher <teacher weights folder, .ckpt or DCP directory> --out <folder>"
+    " --num 256"
     " (Wan scale: --world wan --prompts <file>)"
 )
 
@@ -108,6 +110,11 @@ def model_fingerprint(model: nn.Module) -> str:
     return weights_sha256(model)[:16]
 
 
+def dtype_name(dtype: torch.dtype | str) -> str:
+    """A dtype as the configs record it: "float32", "bfloat16"."""
+    return str(dtype).removeprefix("torch.")
+
+
 def _plain(value: Any) -> Any:
     """A JSON-friendly description of a forward kwarg (tensors by shape)."""
     if isinstance(value, Tensor):
@@ -126,11 +133,14 @@ def pairs_config(
     grid_indices: Sequence[int],
     latent_shape: Sequence[int],
     forward_kwargs: Mapping[str, Any],
+    teacher_dtype: torch.dtype | str = torch.float32,
 ) -> dict[str, Any]:
-    """The generation config of pairs (the manifest's): teacher, ODE grid, CFG, shapes, attention."""
+    """The generation config of pairs (the manifest's): teacher, the dtype it computed in, ODE grid,
+    CFG, shapes, attention."""
     grid_t = euler_timesteps(num_steps, shift)[list(grid_indices)]
     return {
         "teacher": {"name": teacher_name, "sha256": fingerprint},
+        "teacher_dtype": dtype_name(teacher_dtype),
         "num_steps": int(num_steps),
         "shift": float(shift),
         "guidance_scale": float(guidance_scale),
@@ -170,7 +180,9 @@ def generate_ode_pairs(
     `mode="teacher_forcing"` and no `clean_x`, `context_video` is the clean context. Raises
     `GridMismatchError` when the grid points are not the student's grid (before any forward).
     `fingerprint`: the teacher's `model_fingerprint` when the caller has it (hashing a 14B teacher per
-    call is slow).
+    call is slow; a caller that cast the teacher passes the hash of its stored weights). The teacher
+    computes in the dtype of its weights (recorded as `teacher_dtype`); the Euler steps and the
+    returned states are fp32.
     """
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts for {len(seeds)} seeds")
@@ -201,6 +213,7 @@ def generate_ode_pairs(
     config = pairs_config(
         teacher_name, fingerprint or model_fingerprint(teacher), num_steps=num_steps, shift=shift,
         guidance_scale=guidance_scale, grid_indices=grid_indices, latent_shape=latent_shape, forward_kwargs=kwargs,
+        teacher_dtype=next(teacher.parameters()).dtype,
     )  # fmt: skip
     pairs: dict[str, Any] = {
         "states": torch.cat(states),
@@ -294,17 +307,21 @@ def read_shards(folder: str | Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- shapes world
 def load_teacher(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """A frozen teacher from a weights folder (`save_pretrained`) or a Lightning `.ckpt` of this suite.
+    """A frozen teacher from a weights folder (`save_pretrained`) or a checkpoint of this suite: a
+    Lightning `.ckpt` file or the DCP directory of an FSDP2 run (consolidated in memory), read by
+    `forcing.checkpoints.read_checkpoint_dict` (trusted files only: unpickled).
 
-    Returns (model, run config or {}): a Lightning checkpoint carries the resolved run config
-    (model preset, world), used for the text encoder and the clip size.
+    Returns (model, run config or {}): a checkpoint carries the resolved run config (model preset,
+    world), used for the text encoder and the clip size; its sampling generator is loaded (the EMA
+    when it has one, else the generator).
     """
+    from forcing.checkpoints import is_dcp_checkpoint, read_checkpoint_dict
     from forcing.models import CausalWanModel
-    from forcing.models.weights import load_state_dict_strict, read_checkpoint
+    from forcing.models.weights import load_state_dict_strict
 
     path = Path(path)
-    if path.is_file() and path.suffix == ".ckpt":
-        ckpt = read_checkpoint(path)
+    if (path.is_file() and path.suffix == ".ckpt") or is_dcp_checkpoint(path):
+        ckpt = read_checkpoint_dict(path)
         run_cfg = (ckpt.get("hyper_parameters") or {}).get("config") or {}
         if "model" not in run_cfg:
             raise ConfigError(f"{path} holds no run config (hyper_parameters.config): pass a weights folder")
@@ -357,6 +374,7 @@ def make_shapes_pairs(
     text_encoder: dict[str, Any] | None = None,
     forward_kwargs: dict[str, Any] | None = None,
     context: Tensor | str | None = None,
+    teacher_dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Generate `num` shapes-world pairs from a teacher and write them to `out`, shard by shard.
 
@@ -365,7 +383,8 @@ def make_shapes_pairs(
     config overrides them, and the explicit arguments override both. Returns the manifest path.
     Teacher-forcing pairs (Causal Forcing's causal ODE): `forward_kwargs` of the teacher's mode and
     a clean `context`: "ground_truth" (each seed's rendered clip, encoded) or latents
-    [num, C, F, H, W] (e.g. the D_Bi sample of each seed). (Also the artifact store's maker of ODE pairs.)
+    [num, C, F, H, W] (e.g. the D_Bi sample of each seed). `teacher_dtype`: the teacher's compute dtype
+    (bf16 halves its memory; the pairs stay fp32). (Also the artifact store's maker of ODE pairs.)
     """
     from forcing.encoders import build_codec, build_text_encoder
 
@@ -374,7 +393,8 @@ def make_shapes_pairs(
     frames, h, w = num_frames or world["num_frames"], height or world["height"], width or world["width"]
     shapes = max_shapes or world["max_shapes"]
     encoder = build_text_encoder(text_encoder or world["text_encoder"])
-    teacher = teacher.to(device)
+    fingerprint = model_fingerprint(teacher)  # of the stored weights, whatever the compute dtype
+    teacher = teacher.to(device, teacher_dtype)
     prompts, seeds = shapes_clips(num, base_seed, shapes)
     codec_cfg = dict(world.get("codec") or {"kind": "identity"})
     codec = build_codec(codec_cfg)
@@ -394,7 +414,7 @@ def make_shapes_pairs(
         pairs = generate_ode_pairs(
             teacher, encoder, prompts[lo:hi], seeds[lo:hi], latent_shape,
             guidance_scale=guidance_scale, batch_size=batch_size, device=device, teacher_name=str(teacher_path),
-            forward_kwargs=forward_kwargs, context_video=clean,
+            forward_kwargs=forward_kwargs, context_video=clean, fingerprint=fingerprint,
         )  # fmt: skip
         entries.append(write_shard(pairs, folder, index))
         config = pairs["config"]
@@ -417,8 +437,9 @@ def prompt_pair_plan(prompts: Sequence[str], num: int | None = None, base_seed: 
 
 
 def _settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What a pairs config made (the teacher's weights, not its path; no file locations)."""
-    out = {k: v for k, v in config.items() if k not in LOCATIONS}
+    """What a pairs config made (the teacher's weights, not its path; no file locations; shards
+    written before the teacher's dtype was recorded were made in fp32)."""
+    out = {"teacher_dtype": "float32", **{k: v for k, v in config.items() if k not in LOCATIONS}}
     if isinstance(out.get("teacher"), dict):
         out["teacher"] = {k: v for k, v in out["teacher"].items() if k != "name"}
     return out
@@ -443,6 +464,7 @@ def make_prompt_pairs(
     batch_size: int = 8,
     shard_size: int = 64,
     dtype: torch.dtype | None = None,
+    teacher_dtype: torch.dtype = torch.float32,
     rank: int | None = None,
     world_size: int | None = None,
     device: torch.device | str = "cpu",
@@ -455,10 +477,11 @@ def make_prompt_pairs(
     Pairs follow `prompt_pair_plan`; shard i holds pairs [i * shard_size, (i + 1) * shard_size) and rank
     r of W (default: torchrun's RANK / WORLD_SIZE) makes shards r, r + W, ... Existing shards are
     skipped after checking they were made with the same settings (teacher weights, prompts, seeds,
-    grid, shapes, dtype), so a rerun resumes and gives what an uninterrupted run gives. `text_encoder`:
+    grid, shapes, dtypes), so a rerun resumes and gives what an uninterrupted run gives. `text_encoder`:
     the world's (UMT5 at Wan scale) or pre-computed embeddings (`forcing.encoders.precomputed_text`);
     `latent_size` (F, H, W) in latent frames and pixels (the channels are the teacher's); `dtype`:
-    storage dtype of the pair tensors (bf16 halves the folder).
+    storage dtype of the pair tensors (bf16 halves the folder); `teacher_dtype`: the teacher's compute
+    dtype (bf16 halves its memory and speeds it up; the Euler steps stay fp32).
     Returns the manifest path when this call finished the folder (every shard present), else None.
     """
     from tqdm.auto import tqdm
@@ -475,9 +498,10 @@ def make_prompt_pairs(
     ranges = shard_ranges(len(seeds), shard_size)
     digest = hashlib.sha256(json.dumps(list(prompts)).encode()).hexdigest()[:16]
     extra = {"world": world, "prompts_sha256": digest, "prompts_file": prompts_file, "base_seed": int(base_seed),
-             "shard_size": int(shard_size), "storage_dtype": str(dtype or torch.float32).removeprefix("torch.")}  # fmt: skip
+             "shard_size": int(shard_size), "storage_dtype": dtype_name(dtype or torch.float32)}  # fmt: skip
     grid = pairs_config(str(teacher_path), fingerprint, num_steps=48, shift=5.0, guidance_scale=guidance_scale,
-                        grid_indices=GRID_INDICES, latent_shape=latent_shape, forward_kwargs={"mode": "bidirectional"})  # fmt: skip
+                        grid_indices=GRID_INDICES, latent_shape=latent_shape, forward_kwargs={"mode": "bidirectional"},
+                        teacher_dtype=teacher_dtype)  # fmt: skip
     config = {**grid, **extra}
     todo = []
     for i in rank_shards(len(ranges), rank, world_size):
@@ -486,7 +510,7 @@ def make_prompt_pairs(
             todo.append(i)
         elif _shard_settings(path) != _settings(config):
             raise ConfigError(f"{path} holds pairs made with other settings: use another --out or delete it")
-    teacher = teacher.to(device)
+    teacher = teacher.to(device, teacher_dtype)
     for i in tqdm(todo, desc=f"ODE pairs rank {rank}/{world_size}", position=rank, disable=not progress):
         lo, hi = ranges[i]
         pairs = generate_ode_pairs(

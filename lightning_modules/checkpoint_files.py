@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from callbacks.iteration import checkpoint_iteration
+from forcing.checkpoints import is_sharded
 from forcing.errors import ConfigError
 
 log = logging.getLogger("forcing")
@@ -36,11 +37,6 @@ PARTIAL_SUFFIX = ".partial"
 LAST = "last.ckpt"
 #: names of the periodic checkpoints (Lightning adds `-v1`... to a name that exists)
 STEP_NAME = re.compile(r"^step(\d+)(?:-v\d+)?\.ckpt$")
-
-
-def is_sharded(path: Path) -> bool:
-    """Whether `path` is a DCP checkpoint directory (complete or not)."""
-    return path.is_dir()
 
 
 def checkpoint_problem(path: Path) -> str | None:

@@ -20,8 +20,8 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
+from forcing.checkpoints import is_sharded
 from forcing.errors import ConfigError
-from lightning_modules.checkpoint_files import is_sharded
 
 
 def optimizer_state_by_name(saved: dict[str, Any], optimizer: torch.optim.Optimizer, module: nn.Module) -> dict[str, Any]:

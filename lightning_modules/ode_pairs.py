@@ -2,18 +2,21 @@
 
 Shapes world (clips rendered from seeds, their prompts from the grammar):
 
-    python -m lightning_modules.ode_pairs --teacher <weights folder | .ckpt> --out <folder> --num 256
-        [--guidance 4.0] [--frames 12 --height 32 --width 32]
+    python -m lightning_modules.ode_pairs --teacher <weights folder | .ckpt | DCP directory> --out <folder>
+        --num 256 [--guidance 4.0] [--frames 12 --height 32 --width 32]
 
 Any world from a prompt list (one prompt a line; pair i takes prompt i mod N), e.g. Wan2.1 on 8 GPUs:
 
     WAN_ROOT=<diffusers Wan2.1 folder> torchrun --nproc_per_node 8 -m lightning_modules.ode_pairs \\
         --world wan --prompts prompts.txt --out <folder> [--teacher <folder, default WAN_ROOT/transformer>]
         [--num N] [--embeddings <file of forcing.encoders.precomputed_text>] [--dtype bfloat16]
+        [--teacher-dtype bfloat16]
 
 Rank r of W (torchrun's RANK / WORLD_SIZE, or --rank / --world-size) makes shards r, r + W, ...;
 rerunning resumes (existing shards are skipped); the rank that finds every shard present writes
-manifest.json. The library takes the world's settings as arguments; this command reads them from
+manifest.json. `--teacher-dtype` is the teacher's compute dtype (fp32 by default; bf16 halves its memory),
+`--dtype` the storage dtype of the pairs; both are recorded, and a resume with other ones is refused.
+The library takes the world's settings as arguments; this command reads them from
 ``conf/world/<world>.yaml`` (a Lightning checkpoint's own run config overrides them, the flags both).
 """
 
@@ -77,8 +80,8 @@ def _prompt_pairs(args: argparse.Namespace) -> Path | None:
         teacher, args.out, read_prompts(args.prompts), text_encoder=encoder,
         latent_size=(frames, height // stride, width // stride), num=args.num, guidance_scale=args.guidance,
         base_seed=args.seed, batch_size=args.batch_size, shard_size=args.shard_size, dtype=resolve_dtype(args.dtype),
-        rank=args.rank, world_size=args.world_size, device=args.device, world=args.world,
-        prompts_file=str(args.prompts), progress=not args.no_progress,
+        teacher_dtype=resolve_dtype(args.teacher_dtype), rank=args.rank, world_size=args.world_size,
+        device=args.device, world=args.world, prompts_file=str(args.prompts), progress=not args.no_progress,
     )  # fmt: skip
 
 
@@ -88,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         prog="python -m lightning_modules.ode_pairs", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--teacher", default=None, help="teacher weights folder (save_pretrained) or Lightning .ckpt "
-        "(--world wan: default WAN_ROOT/transformer)",
+        "--teacher", default=None, help="teacher weights folder (save_pretrained), Lightning .ckpt or DCP "
+        "checkpoint directory (--world wan: default WAN_ROOT/transformer)",
     )  # fmt: skip
     parser.add_argument("--out", required=True, help="output folder (shards + manifest.json)")
     parser.add_argument("--num", type=int, default=None, help="number of pairs (--prompts: default one per prompt)")
@@ -103,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="base seed of the pair clips")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--shard-size", type=int, default=256)
+    parser.add_argument("--teacher-dtype", default="float32", choices=("float32", "bfloat16"),
+                        help="compute dtype of the teacher (the pairs are stored in --dtype)")  # fmt: skip
     cuda = torch.cuda.is_available()
     parser.add_argument("--device", default=f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu")
     prompts = parser.add_argument_group("prompt lists (any world)")
@@ -126,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.teacher, args.out, args.num, world=shapes_world_defaults(), guidance_scale=args.guidance,
         num_frames=args.frames, height=args.height, width=args.width, max_shapes=args.max_shapes,
         base_seed=args.seed, batch_size=args.batch_size, shard_size=args.shard_size, device=args.device,
+        teacher_dtype=resolve_dtype(args.teacher_dtype),
     )  # fmt: skip
     print(f"wrote {args.num} ODE pairs: {manifest}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,3 +131,32 @@ def test_a_lightning_checkpoint_is_a_teacher(tmp_path, pairs_dir):
         ]
     )
     assert read_shards(tmp_path / "p")["states"].shape == (2, 4, 3, 3, 32, 32)  # size from the run config
+
+
+def _as_dcp_directory(ckpt: Path, folder: Path) -> Path:
+    """The checkpoint file `ckpt` in the layout FSDP2 writes on several ranks: a DCP directory of the
+    tensors (`state_dict`, `optimizer_<i>`) and `meta.pt` with the rest (written by one process here)."""
+    import torch.distributed.checkpoint as dcp
+
+    checkpoint = torch.load(ckpt, weights_only=False)
+    tensors = {"state_dict": checkpoint.pop("state_dict")}
+    tensors.update({f"optimizer_{i}": state for i, state in enumerate(checkpoint.pop("optimizer_states"))})
+    dcp.save(tensors, checkpoint_id=folder)
+    torch.save(checkpoint, folder / "meta.pt")
+    return folder
+
+
+def test_a_dcp_checkpoint_is_a_teacher(tmp_path, pairs_dir):
+    cfg = _cfg(tmp_path, pairs_dir, "trainer.fast_dev_run=false", "trainer.max_steps=1",
+               "callbacks.samples_every_n_steps=0", "trainer.limit_val_batches=0")  # fmt: skip
+    launch(cfg)
+    ckpt = tmp_path / "runs" / "ode_init-fm-s0" / "checkpoints" / "last.ckpt"
+    dcp = _as_dcp_directory(ckpt, tmp_path / "step000001.ckpt")
+    assert (dcp / ".metadata").is_file() and list(dcp.glob("*.distcp"))
+    model, run_cfg = load_teacher(dcp)
+    from_file, file_cfg = load_teacher(ckpt)
+    assert run_cfg == file_cfg and run_cfg["paradigm"]["name"] == "ode_init"
+    for key, value in from_file.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    main(["--teacher", str(dcp), "--out", str(tmp_path / "p"), "--num", "2", "--frames", "3", "--device", "cpu"])
+    assert read_shards(tmp_path / "p")["config"]["teacher"]["name"] == str(dcp)

@@ -1,6 +1,7 @@
 """ODE pairs of any teacher from a prompt list (`forcing.ode_pairs.make_prompt_pairs`): the plan, two
-simulated ranks, an interrupted-then-resumed run, bf16 storage, pre-computed text embeddings and the
-`--world wan --prompts` command line (tiny random Wan2.1 parts)."""
+simulated ranks, an interrupted-then-resumed run, bf16 storage, a bf16 teacher (close pairs, recorded,
+a resume in another teacher dtype refused), pre-computed text embeddings and the `--world wan --prompts`
+command line (tiny random Wan2.1 parts)."""
 
 from __future__ import annotations
 
@@ -119,14 +120,37 @@ def test_bf16_storage_and_precomputed_embeddings(whole, root, encoder, tmp_path)
     assert batch["states"].dtype == batch["target"].dtype == torch.float32  # modules get fp32 whatever is stored
 
 
+def test_a_bf16_teacher_makes_close_pairs_and_is_recorded(whole, root, encoder, tmp_path):
+    out = tmp_path / "bf16_teacher"
+    assert make(root, out, encoder, teacher_dtype=torch.bfloat16) == out / "manifest.json"
+    stored = read_shards(out)
+    assert whole["config"]["teacher_dtype"] == "float32" and stored["config"]["teacher_dtype"] == "bfloat16"
+    assert stored["config"]["teacher"] == whole["config"]["teacher"]  # the same weights (hashed in fp32)
+    assert stored["states"].dtype == torch.float32  # storage stays --dtype (fp32 by default)
+    assert torch.equal(stored["states"][:, 0], whole["states"][:, 0])  # the same seeded noise
+    assert not torch.equal(stored["target"], whole["target"])  # the teacher did compute in bf16
+    torch.testing.assert_close(stored["states"], whole["states"], rtol=0.02, atol=0.02)
+    torch.testing.assert_close(stored["target"], whole["target"], rtol=0.02, atol=0.02)
+    with pytest.raises(ConfigError, match="other settings"):
+        make(root, out, encoder)  # resuming the bf16 folder with an fp32 teacher
+
+
+def test_shards_without_a_recorded_teacher_dtype_were_made_in_fp32():
+    config = {"teacher": {"name": "a", "sha256": "0"}, "storage_dtype": "float32"}
+    assert ode_pairs._settings(config) == ode_pairs._settings({**config, "teacher_dtype": "float32"})
+    assert ode_pairs._settings(config) != ode_pairs._settings({**config, "teacher_dtype": "bfloat16"})
+
+
 def test_cli_makes_wan_pairs_from_a_prompt_file(root, tmp_path, capsys, monkeypatch):
     out = tmp_path / "cli"
     main(["--world", "wan", "--root", str(root), "--prompts", str(root / "prompts.txt"), "--out", str(out),
           "--frames", "2", "--height", "16", "--width", "16", "--shard-size", "3", "--batch-size", "3",
-          "--rank", "0", "--world-size", "1", "--dtype", "bfloat16", "--device", "cpu", "--no-progress"])  # fmt: skip
+          "--rank", "0", "--world-size", "1", "--dtype", "bfloat16", "--teacher-dtype", "bfloat16", "--device", "cpu",
+          "--no-progress"])  # fmt: skip
     assert "wrote ODE pairs" in capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["num_pairs"] == len(PROMPTS) and manifest["latent_shape"] == list(LATENT)
+    assert manifest["teacher_dtype"] == manifest["storage_dtype"] == "bfloat16"
     assert manifest["teacher"]["name"] == str(root / "transformer") and manifest["prompts_file"].endswith("prompts.txt")
     monkeypatch.delenv("WAN_ROOT", raising=False)
     with pytest.raises(ConfigError, match="WAN_ROOT or --root"):

@@ -30,14 +30,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(script: str, *args: str, nproc: int = 2, timeout: int = 1200) -> None:
-    """Run `script` (a path under the repository) on `nproc` gloo processes; fail with its stderr."""
+def torchrun(
+    script: str, *args: str, nproc: int = 2, timeout: int = 1200, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run `script` (a path under the repository) on `nproc` gloo processes; fail with its stderr unless
+    it succeeds (`check=False`: return the finished process, e.g. of a run that is killed on purpose)."""
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(free_port()),
         script, *args,
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert not check or proc.returncode == 0, proc.stderr[-4000:]
+    return proc
 
 
 #: experiments of paradigms that learn from data by flow matching (single optimiser)

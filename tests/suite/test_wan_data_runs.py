@@ -13,15 +13,13 @@ from forcing.data.encode import encode_videos
 from forcing.encoders import WanVAECodec
 from lightning_modules.launch import launch
 from tests.suite.helpers import LossRecorder, compose_run
-from tests.suite.wan_folders import save_tiny_umt5, save_tiny_vae, save_tiny_wan_teacher
+from tests.suite.wan_folders import TINY_WAN, save_tiny_umt5, save_tiny_vae, save_tiny_wan_teacher
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-#: the tiny Wan parts' sizes: 4 latent channels, UMT5 width 16, 16x16 pixels = one 2x2 patch per frame
-TINY = ("model=tiny", "model.overrides.in_dim=4", "model.overrides.out_dim=4", "model.overrides.text_dim=16",
-        "model.overrides.patch_size=[1,2,2]", "world.height=16", "world.width=16", "world.text_encoder.max_length=8",
-        "world.num_workers=0", "hardware=cpu")  # fmt: skip
+#: the tiny Wan parts' sizes, in one process
+TINY = (*TINY_WAN, "hardware=cpu")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,11 @@ WORDS = ["<pad>", "</s>", "<unk>", "a", "red", "blue", "circle", "square", "on",
 #: the tiny VAE's latent normalisation (z_dim 4)
 VAE_MEAN = [0.5, -0.25, 1.0, 0.0]
 VAE_STD = [2.0, 0.5, 1.5, 3.0]
+#: `world=wan` at the tiny parts' sizes: 4 latent channels, UMT5 width 16, 16x16 pixels = one 2x2 patch per
+#: latent frame, 8 tokens a prompt, no loader workers (add a `hardware=` option)
+TINY_WAN = ("model=tiny", "model.overrides.in_dim=4", "model.overrides.out_dim=4", "model.overrides.text_dim=16",
+            "model.overrides.patch_size=[1,2,2]", "world.height=16", "world.width=16",
+            "world.text_encoder.max_length=8", "world.num_workers=0")  # fmt: skip
 
 
 def tiny_tokenizer():  # noqa: ANN201 - transformers is imported lazily
@@ -62,9 +67,10 @@ def save_tiny_wan_root(root: Path, seed: int = 0) -> Path:
     return root
 
 
-def save_tiny_wan_teacher(folder: Path, seed: int = 0) -> Path:
+def save_tiny_wan_teacher(folder: Path, seed: int = 0, layout: str = "wan") -> Path:
     """The `tiny` preset as it fits the tiny VAE and UMT5 (4 latent channels, text width 16, 2x2 patches),
-    every weight perturbed so that its ODE moves, saved as a weights folder."""
+    every weight perturbed so that its ODE moves, saved as a weights folder in the original Wan or the
+    diffusers `layout`."""
     from forcing.models import CausalWanModel
     from forcing.models.weights import save_pretrained
 
@@ -73,4 +79,15 @@ def save_tiny_wan_teacher(folder: Path, seed: int = 0) -> Path:
     with torch.no_grad():
         for weight in model.parameters():
             weight.add_(0.05 * torch.randn_like(weight))
-    return save_pretrained(model, folder)
+    return save_pretrained(model, folder, layout=layout)  # type: ignore[arg-type]
+
+
+def save_tiny_videos(folder: Path, captions: list[str], num_frames: int, size: int = 16, seed: int = 0) -> Path:
+    """One random clip per caption in `folder`: `clip<i>.pt` ([3, F, size, size] in [-1, 1]) and its
+    sidecar caption `clip<i>.txt`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    for i, caption in enumerate(captions):
+        torch.save(torch.rand(3, num_frames, size, size, generator=generator) * 2 - 1, folder / f"clip{i}.pt")
+        (folder / f"clip{i}.txt").write_text(caption + "\n")
+    return folder
