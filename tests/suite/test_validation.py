@@ -40,7 +40,7 @@ BAD = [
     ("self_forcing_dmd", "trainer.accumulate_grad_batches=3", "world.batch_size=4 (the global batch of an iteration) "
                                                               "is not a multiple of 3 = 1 ranks"),
     # names, with the valid ones listed
-    ("teacher_forcing", "model.preset=nope", "model.preset='nope' is not one of: shapes, shapes_latent, tiny"),
+    ("teacher_forcing", "model.preset=nope", "model.preset='nope' is not one of: shapes, shapes_base, shapes_latent, tiny"),
     ("teacher_forcing", "objective.name=nope", "objective.name='nope' is not one of: dmd, fm, gan, sid"),
     # the objective's class (objective._target_) and the keywords instantiate will pass it
     ("self_forcing_dmd", "+objective.alpah=2", "objective.alpah is not a setting of forcing.objectives.DMD (it takes: "),
