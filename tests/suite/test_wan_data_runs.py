@@ -65,3 +65,17 @@ def test_teacher_forcing_trains_on_latent_shards(wan_root, tmp_path, monkeypatch
     _run(tmp_path, "experiment=teacher_forcing", "paradigm.generator_init.experiment=null", "world.data=latents",
          f"world.latents={tmp_path / 'latents'}", "world.num_frames=3", "world.val_size=1", "world.batch_size=2")  # fmt: skip
     assert calls == []  # the latents were trained on as they are
+
+
+def test_self_forcing_dmd_trains_on_precomputed_embeddings_without_umt5(wan_root, tmp_path, monkeypatch):
+    from forcing.data.encode_prompts import main as encode_prompts
+    from forcing.encoders import UMT5TextEncoder
+
+    file = tmp_path / "umt5.safetensors"
+    encode_prompts(["--prompts", str(wan_root / "prompts.txt"), "--text-encoder", str(wan_root), "--out", str(file),
+                    "--max-length", "8", "--dtype", "float32", "--device", "cpu"])  # fmt: skip
+    monkeypatch.setattr(UMT5TextEncoder, "from_pretrained", lambda *a, **k: pytest.fail("UMT5 was loaded"))
+    monkeypatch.setenv("WAN_ROOT", str(wan_root))
+    _run(tmp_path, "experiment=self_forcing_dmd", "teacher=wan", "paradigm.generator_init.experiment=null",
+         f"world.prompts={wan_root / 'prompts.txt'}", "world.num_frames=6", "world.val_size=2",
+         "world.text_encoder.kind=precomputed", f"world.text_encoder.path={file}")  # fmt: skip
