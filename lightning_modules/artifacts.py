@@ -230,7 +230,7 @@ if __name__ == "__main__":  # python -m lightning_modules.artifacts <out>/config
 def resolve_path(consumer: DictConfig, section: DictConfig, role: str) -> Path:
     """`section.path` if set (must exist), else the weights the run was given for `section.experiment`
     (`artifact_paths`, e.g. the shipped base of `pretrained=shapes_base`), else that experiment's artifact."""
-    given = given_paths(consumer).get(str(section.get("experiment")))
+    given = given_paths(consumer).get(str(section.experiment)) if section.get("experiment") else None
     if section.get("path") or given:
         path = Path(section.path or given)
         if not path.exists():

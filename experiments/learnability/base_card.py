@@ -48,15 +48,14 @@ def base_module(folder: Path = FOLDER):  # noqa: ANN201 - a LightningModule
 @torch.no_grad()
 def score(folder: Path = FOLDER, num_videos: int = NUM_VIDEOS) -> dict[str, float]:
     """`eval/*@1x` scalars of the base's samples of the first `num_videos` validation prompts."""
+    from callbacks.evaluation import StreamingEvaluation
     from datamodules import validation_clips
     from forcing.eval.evaluate import evaluate
     from forcing.world import prompt_for
 
     module = base_module(folder)
-    frames = int(module.cfg.world.num_frames)
     clips = validation_clips(module.cfg, num_videos)
-    latents = module.sample([prompt_for(c) for c in clips], frames, seed=0)
-    video = module.decode_video(latents).float().cpu()
+    video, _, frames = StreamingEvaluation(every_n_steps=1, horizons=[1]).generate(module, [prompt_for(c) for c in clips])
     return {k: float(v) for k, v in evaluate(video, clips, [1], frames)["scalars"].items()}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from callbacks.evaluation import StreamingEvaluation
 from datamodules import validation_clips
 from experiments.learnability.base_card import FOLDER, base_module
 from experiments.learnability.show import grid
@@ -41,10 +42,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     frames, h, wd = int(w.num_frames), int(w.height), int(w.width)
     clips = validation_clips(module.cfg, a.videos)
     prompts = [prompt_for(c) for c in clips]
-    length = frames * a.horizon
-    stream = module.decode_video(module.stream(prompts, length, seed=0, cache_frames=frames)).float().cpu()
-    base = base_module(a.base)
-    sampled = base.decode_video(base.sample(prompts, frames, seed=0)).float().cpu()
+    stream, _, _ = StreamingEvaluation(every_n_steps=1, horizons=[a.horizon]).generate(module, prompts)
+    sampled, _, _ = StreamingEvaluation(every_n_steps=1, horizons=[1]).generate(base_module(a.base), prompts)
+    length = stream.shape[2]
     late = slice(length - frames, length)
     rows = []
     for i, clip in enumerate(clips):
