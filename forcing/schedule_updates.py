@@ -2,7 +2,10 @@
 
 An *iteration* is `accumulate` consecutive batches. The critic steps at the end of every
 iteration; the generator steps at the end of every `ratio`-th iteration (Self Forcing DMD:
-ratio 5, "the critic steps every iteration, the generator every 5th"). Gradients of an
+ratio 5, "the critic steps every iteration, the generator every 5th"), after `critic_warmup`
+iterations in which only the critic learns (0 in the papers; a suite option: the fake score first
+fits the initial generator's samples, so the first generator steps follow a fitted critic instead of
+the real score's CFG direction alone). Gradients of an
 iteration's batches are accumulated, each scaled by 1/accumulate. Computed from the batch index
 alone, so that resume and gradient accumulation never change the schedule (a public fork
 multiplied the ratio by the accumulation and went wrong).
@@ -23,16 +26,22 @@ class UpdatePlan:
     critic_step: bool         # step (and zero) the critic optimiser after this batch
 
 
-def update_plan(batch_idx: int, ratio: int, accumulate: int = 1) -> UpdatePlan:
+def update_plan(batch_idx: int, ratio: int, accumulate: int = 1, critic_warmup: int = 0) -> UpdatePlan:
     """The plan of batch `batch_idx` (0-based, counted over the whole run)."""
-    if ratio < 1 or accumulate < 1:
-        raise ValueError(f"ratio={ratio} and accumulate={accumulate} must be >= 1")
+    if ratio < 1 or accumulate < 1 or critic_warmup < 0:
+        raise ValueError(f"ratio={ratio} and accumulate={accumulate} must be >= 1, critic_warmup={critic_warmup} >= 0")
     iteration, micro = divmod(batch_idx, accumulate)
     last_micro = micro == accumulate - 1
-    generator_iteration = iteration % ratio == 0
+    generator_iteration = iteration >= critic_warmup and (iteration - critic_warmup) % ratio == 0
     return UpdatePlan(
         iteration=iteration,
         generator_grad=generator_iteration,
         generator_step=generator_iteration and last_micro,
         critic_step=last_micro,
     )
+
+
+def generator_steps(iterations: int, ratio: int, critic_warmup: int = 0) -> int:
+    """How many generator steps `iterations` iterations hold (`update_plan`'s count)."""
+    after = max(iterations - critic_warmup, 0)
+    return (after + ratio - 1) // ratio

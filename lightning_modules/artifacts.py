@@ -28,7 +28,8 @@ from forcing.errors import ConfigError
 log = logging.getLogger(__name__)
 
 #: config keys that never change what an artifact is (where it is written, how it is shown)
-_NOT_IDENTITY = ("paths", "hardware", "callbacks", "ckpt_path", "name", "train", "logger")
+#: (`pretrained_requires`: what validation checks of a run on a pretrained base, not what it trains)
+_NOT_IDENTITY = ("paths", "hardware", "callbacks", "ckpt_path", "name", "train", "logger", "pretrained_requires")
 DONE = "DONE"
 
 

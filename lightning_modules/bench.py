@@ -153,6 +153,7 @@ def train_row(name: str, args: argparse.Namespace, device: torch.device, root: P
     world = bench_world(args)
     cfg = compose_experiment(
         name,
+        "pretrained=none",  # the architecture's speed at the bench world's size, without the shipped base
         f"model={world.model_group}",
         f"hardware={'gpu' if device.type == 'cuda' else 'cpu'}",
         f"world.batch_size={args.train_batch}",

@@ -35,7 +35,7 @@ from forcing.models import CausalWanModel
 from forcing.objectives import DistributionMatching, LossInputs, critic_parameters
 from forcing.parallel import shard_module
 from forcing.rollout import Rollout, diffusion_forcing, self_forcing
-from forcing.schedule_updates import update_plan
+from forcing.schedule_updates import generator_steps, update_plan
 from lightning_modules.base import ForcingModule, build_backbone
 
 ROLLOUTS = ("self", "teacher_forcing", "diffusion_forcing")
@@ -66,11 +66,10 @@ class SelfForcing(ForcingModule):
 
     @classmethod
     def optimizer_steps(cls, cfg: DictConfig, iterations: int) -> int:
-        """A critic step every iteration plus a generator step every `ratio`-th one."""
+        """A critic step every iteration plus a generator step every `ratio`-th one after the warmup."""
         if iterations < 0:
             return iterations
-        ratio = int(cfg.paradigm.ratio)
-        return iterations + (iterations + ratio - 1) // ratio
+        return iterations + generator_steps(iterations, int(cfg.paradigm.ratio), int(cfg.paradigm.get("critic_warmup", 0)))
 
     def __init__(self, cfg: DictConfig | dict) -> None:
         super().__init__(cfg)
@@ -282,7 +281,7 @@ class SelfForcing(ForcingModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Algorithm 1 with the generator:critic update ratio and gradient accumulation."""
         accumulate = int(self.cfg.trainer.accumulate_grad_batches)
-        plan = update_plan(self.step_index(), int(self.p.ratio), accumulate)
+        plan = update_plan(self.step_index(), int(self.p.ratio), accumulate, int(self.p.get("critic_warmup", 0)))
         opt_g, opt_c = self.optimizers()
         rngs = self.clip_rngs(batch, salt=0)
         cond = self.condition(batch["prompt"])

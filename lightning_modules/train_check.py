@@ -47,6 +47,7 @@ def check_overrides(tiny: bool, device: torch.device, root: Path) -> list[str]:
             f"world.text_encoder.max_length={w.text_len}",
         ]
     return [
+        "pretrained=none",  # the architecture at these sizes, without the shipped shapes base
         *size,
         "model.gradient_checkpointing=true",
         f"hardware={'gpu' if device.type == 'cuda' else 'cpu'}",

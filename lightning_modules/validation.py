@@ -140,6 +140,7 @@ RANGES: dict[str, Range] = {
     "paradigm.denoising_steps": Range(0, 1000, open_low=True),
     "paradigm.context_t": TIMESTEP,
     "paradigm.ratio": POSITIVE_INT,
+    "paradigm.critic_warmup": COUNT,
     "paradigm.rollout_frames": POSITIVE_INT,
     "paradigm.rollout_frames_start": Range(1, integer=True, nullable=True),
     "paradigm.rollout_schedule_steps": COUNT,
@@ -399,9 +400,34 @@ def check_budget(cfg: DictConfig, conf: Path = CONF) -> None:
         )
 
 
+def check_pretrained(cfg: DictConfig) -> None:
+    """A run on a pretrained base (`pretrained=<base>`, `pretrained_requires`) keeps the world and
+    architecture the base's weights fit: `world=wan` or `model=tiny` on the shapes base is refused
+    with the way out (`pretrained=none`), not trained on weights that do not fit."""
+    required = cfg.get("pretrained_requires")
+    if not required:
+        return
+    flat = OmegaConf.to_container(required, resolve=True)
+
+    def leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+        if isinstance(node, dict):
+            return [kv for k, v in node.items() for kv in leaves(v, f"{prefix}{k}.")]
+        return [(prefix[:-1], node)]
+
+    for key, value in leaves(flat):
+        found = select(cfg, key)
+        if found != value:
+            found = "nothing" if found is _ABSENT else f"{key}={found}"
+            raise ConfigError(
+                f"pretrained={cfg.get('pretrained_name')} is a base of {key}={value}, this run has "
+                f"{found}: add pretrained=none to train without the base"
+            )
+
+
 def validate_run(cfg: DictConfig) -> None:
-    """Raise `ConfigError` (one line) for the first bad value of `cfg`: names, ranges, shapes,
-    precision, the world's weights layout, paths, the budget's entry."""
+    """Raise `ConfigError` (one line) for the first bad value of `cfg`: the pretrained base's world,
+    names, ranges, shapes, precision, the world's weights layout, paths, the budget's entry."""
+    check_pretrained(cfg)
     check_choices(cfg)
     check_objective(cfg)
     check_ranges(cfg)

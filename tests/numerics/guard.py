@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from tests.suite.helpers import tiny_teacher
+from tests.suite.helpers import from_scratch, tiny_teacher
 
 REFERENCE = Path(__file__).with_name("reference_losses.json")
 ITERATIONS = 10
@@ -75,7 +75,7 @@ def run_terms(experiment: str, tmp: Path) -> dict[str, list[float]]:
         overrides.append(f"teacher.path={tiny_teacher(tmp / 'teacher')}")
     conf = Path(__file__).resolve().parents[2] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("run", overrides=overrides)
+        cfg = compose("run", overrides=from_scratch(overrides))
     recorder = TermRecorder()
     with torch_threads(1):
         launch(cfg, extra_callbacks=[recorder])

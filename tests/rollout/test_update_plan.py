@@ -35,3 +35,23 @@ def test_counts_over_a_run() -> None:
 def test_rejects_bad_ratio() -> None:
     with pytest.raises(ValueError):
         update_plan(0, ratio=0)
+
+
+@pytest.mark.parametrize(("ratio", "accumulate", "warmup"), [(5, 1, 0), (5, 1, 3), (2, 3, 4), (1, 2, 5)])
+def test_critic_warmup_delays_the_generator_and_the_step_count_agrees(ratio: int, accumulate: int, warmup: int) -> None:
+    from omegaconf import OmegaConf
+
+    from forcing.schedule_updates import generator_steps
+    from lightning_modules.self_forcing import SelfForcing
+
+    iterations = 23
+    plans = [update_plan(b, ratio, accumulate, critic_warmup=warmup) for b in range(iterations * accumulate)]
+    stepping = [p.iteration for p in plans if p.generator_step]
+    assert stepping == list(range(warmup, iterations, ratio))  # first at the warmup's end, then every ratio-th
+    assert all(p.critic_step for p in plans if p.generator_step)  # the critic steps every iteration throughout
+    assert sum(p.critic_step for p in plans) == iterations
+    assert generator_steps(iterations, ratio, warmup) == len(stepping)
+    cfg = OmegaConf.create({"paradigm": {"ratio": ratio, "critic_warmup": warmup}})
+    assert SelfForcing.optimizer_steps(cfg, iterations) == iterations + len(stepping)  # trainer.max_steps
+    with pytest.raises(ValueError):
+        update_plan(0, ratio, critic_warmup=-1)

@@ -21,6 +21,7 @@ import torch  # noqa: E402
 
 from lightning_modules.launch import launch  # noqa: E402
 from tests.suite.helpers import LossRecorder, RestoredState, compose_run, tiny_distill_overrides  # noqa: E402
+from tests.suite.worker_exit import exit_cleanly  # noqa: E402
 
 
 def losses(tmp: Path, name: str, max_steps: int, teacher: Path, *extra: str, restored: RestoredState | None = None
@@ -49,3 +50,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_cleanly()

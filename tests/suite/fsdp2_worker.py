@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lightning_modules.launch import launch  # noqa: E402
 from tests.suite.helpers import LossRecorder, compose_run, fast_overrides  # noqa: E402
+from tests.suite.worker_exit import exit_cleanly  # noqa: E402
 
 
 def main() -> None:
@@ -34,3 +35,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_cleanly()

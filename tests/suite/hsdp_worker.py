@@ -20,6 +20,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from forcing.parallel import data_parallel_mesh, set_gradient_sync, shard_model  # noqa: E402
+from tests.suite.worker_exit import exit_cleanly  # noqa: E402
 
 
 class Toy(nn.Module):
@@ -83,9 +84,9 @@ def main() -> None:
         "grad_norm": float(sum(g.square().sum() for g in full_grads(every)) ** 0.5),
     }
     Path(f"{out}.rank{rank}.json").write_text(json.dumps(result))
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()
+    exit_cleanly()

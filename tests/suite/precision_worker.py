@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from forcing.ema import ema_update, reshard  # noqa: E402
 from lightning_modules.self_forcing import SelfForcing  # noqa: E402
 from tests.suite.helpers import tiny_config  # noqa: E402
+from tests.suite.worker_exit import exit_cleanly  # noqa: E402
 
 LR = 2e-6
 POLICIES = {
@@ -112,8 +113,8 @@ def main() -> None:
     mesh = init_device_mesh("cpu", (dist.get_world_size(),), mesh_dim_names=("data_parallel",))
     reports = {policy: report(policy, mesh) for policy in POLICIES}
     Path(f"{sys.argv[1]}.rank{os.environ.get('RANK', '0')}.json").write_text(json.dumps(reports))
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     main()
+    exit_cleanly()

@@ -9,14 +9,14 @@ import sys
 from omegaconf import OmegaConf
 
 from lightning_modules.artifacts import identity, prerequisite_config
-from tests.suite.helpers import ROOT, compose_run, tiny_teacher
+from tests.suite.helpers import ROOT, compose_run, from_scratch, tiny_teacher
 
 SMALL = ("model=tiny", "world.batch_size=2", "world.val_batch_size=2", "world.val_size=2", "world.num_frames=6",
          "callbacks.eval_every_n_steps=0", "callbacks.samples_every_n_steps=0")  # fmt: skip
 
 
 def run_cli(tmp_path, *args: str) -> str:
-    out = subprocess.run([sys.executable, "run.py", *args, *SMALL, f"paths.runs={tmp_path}/runs",
+    out = subprocess.run([sys.executable, "run.py", *from_scratch(args), *SMALL, f"paths.runs={tmp_path}/runs",
                           f"paths.artifacts={tmp_path}/artifacts"], cwd=ROOT, capture_output=True, text=True,
                          timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]

@@ -10,12 +10,12 @@ from hydra.errors import ConfigCompositionException
 
 from forcing.errors import ConfigError
 from lightning_modules.launch import launch
-from tests.suite.helpers import ROOT, compose_run, fast_overrides
+from tests.suite.helpers import ROOT, compose_run, fast_overrides, from_scratch
 
 
 def run_cli(*args: str, tmp_path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "run.py", *args, f"paths.runs={tmp_path}/runs", "debug=fast"],
+        [sys.executable, "run.py", *from_scratch(args), f"paths.runs={tmp_path}/runs", "debug=fast"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
 

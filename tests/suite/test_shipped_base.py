@@ -61,8 +61,34 @@ def test_prerequisites_inherit_the_shipped_base() -> None:
 
 
 def test_without_the_pretrained_base_the_suite_trains_its_own_teacher() -> None:
-    cfg = compose_run("experiment=self_forcing_dmd")
+    cfg = compose_run("experiment=self_forcing_dmd", "pretrained=none")
     assert cfg.model.preset == "shapes" and not cfg.get("artifact_paths")
+
+
+def test_python_run_py_is_the_main_job_on_the_shipped_base() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from lightning_modules.validation import validate_run
+    from tests.suite.helpers import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("run")  # `python run.py`, no overrides
+    assert cfg.experiment_name == "self_forcing_dmd" and cfg.pretrained_name == "shapes_base"
+    assert cfg.world.codec.kind == "shapes" and cfg.model.preset == "shapes_base"
+    assert resolve_path(cfg, cfg.teacher, "teacher") == FOLDER
+    validate_run(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"), [("world=wan", "world.name=wan"), ("model=tiny", "model.preset=tiny"), ("world=shapes", "world.codec.kind=identity")]
+)
+def test_a_world_or_architecture_the_base_does_not_fit_is_refused_with_the_way_out(override: str, named: str) -> None:
+    from forcing.errors import ConfigError
+    from lightning_modules.validation import validate_run
+
+    with pytest.raises(ConfigError, match=f"pretrained=shapes_base is a base of .*this run has {named}: add pretrained=none"):
+        validate_run(compose_run("pretrained=shapes_base", override))
+    validate_run(compose_run("pretrained=none", "model=tiny"))  # without the base: any architecture
 
 
 def test_artifacts_of_the_base_are_keyed_by_its_weights_not_its_path(tmp_path) -> None:

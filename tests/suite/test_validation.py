@@ -11,7 +11,7 @@ import pytest
 from forcing.errors import ConfigError
 from lightning_modules.launch import validate
 from lightning_modules.validation import RANGES, Range, check_group_options
-from tests.suite.helpers import EXPERIMENTS, ROOT, compose_run
+from tests.suite.helpers import EXPERIMENTS, ROOT, compose_run, from_scratch
 
 BAD = [
     # ranges: steps, batch, lr, frames, probabilities, shifts
@@ -110,7 +110,7 @@ def test_unknown_group_options(args: list[str], message: str) -> None:
     ids=["shape", "group option", "range under fsdp2"],
 )
 def test_cli_refuses_with_exit_2_one_line_and_no_run_dir(tmp_path, args) -> None:
-    out = subprocess.run([sys.executable, "run.py", *args, f"paths.runs={tmp_path}/runs",
+    out = subprocess.run([sys.executable, "run.py", *from_scratch(args), f"paths.runs={tmp_path}/runs",
                           f"paths.artifacts={tmp_path}/artifacts"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode == 2, out.stderr

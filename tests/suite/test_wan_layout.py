@@ -102,7 +102,7 @@ def test_unset_wan_root_is_refused_before_any_path(monkeypatch) -> None:
 
 def test_cli_refuses_unset_wan_root_with_exit_2_and_one_line(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "WAN_ROOT"}
-    out = subprocess.run([sys.executable, "run.py", "world=wan", "model=wan_1_3b", "teacher=wan",
+    out = subprocess.run([sys.executable, "run.py", "pretrained=none", "world=wan", "model=wan_1_3b", "teacher=wan",
                           f"paths.runs={tmp_path}/runs"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]

@@ -38,6 +38,7 @@ from lightning_modules.checkpoint_files import checkpoint_problem  # noqa: E402
 from lightning_modules.launch import launch  # noqa: E402
 from tests.suite.helpers import LossRecorder, RestoredState, compose_run  # noqa: E402
 from tests.suite.wan_folders import TINY_WAN  # noqa: E402
+from tests.suite.worker_exit import exit_cleanly  # noqa: E402
 
 #: the clips' captions (one clip each) and the ODE pairs' prompts
 CAPTIONS = ["a red circle", "a blue square", "a red square on black background", "a blue circle"]
@@ -253,3 +254,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_cleanly()
