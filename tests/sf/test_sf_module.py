@@ -119,3 +119,20 @@ def test_critic_rollout_has_its_own_random_stream() -> None:
         again = [module.rng(salt=s).initial_seed() for s in (1, 3, 4)]
     assert inside == again and not set(inside) & set(outside)
     assert [module.rng(salt=s).initial_seed() for s in (1, 3, 4)] == outside  # the context restores the stream
+
+
+def test_critic_warmup_trains_only_the_critic_until_its_end() -> None:
+    """`paradigm.critic_warmup: 2`: iterations 0 and 1 roll out without grad and step only the critic
+    (the generator's weights stay); iteration 2 is the first generator iteration, then every `ratio`-th."""
+    module = tiny_module("self_forcing_dmd", "paradigm.critic_warmup=2")
+    spy, step = trained(module)
+    start = [p.detach().clone() for p in module.generator.parameters()]
+    critic = [p.detach().clone() for p in module.critic_net.parameters()]
+    for index in (0, 1):
+        step(index)
+        assert spy.rollouts == [False] and "generator" not in spy.videos
+    assert all(torch.equal(a, b) for a, b in zip(start, module.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(critic, module.critic_net.parameters()))
+    step(2)
+    assert spy.rollouts == [True, False]
+    assert any(not torch.equal(a, b) for a, b in zip(start, module.generator.parameters()))
