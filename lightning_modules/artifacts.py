@@ -112,6 +112,13 @@ def identity(cfg: DictConfig) -> str:
         data.pop("artifact_paths", None)
     else:
         data["artifact_paths"] = {name: carded_identity(path) for name, path in data["artifact_paths"].items()}
+    for key in _SECTIONS:  # a given path handed down the chain (`prerequisite_config`): carded too
+        section = OmegaConf.select(cfg, key)
+        if section is not None and section.get("path"):
+            node = data
+            for part in key.split("."):
+                node = node[part]
+            node["path"] = carded_identity(str(section.path))
     for key in ("enable_progress_bar", "enable_model_summary"):  # console only
         data.get("trainer", {}).pop(key, None)
     blob = json.dumps(data, sort_keys=True, default=str).encode()

@@ -100,6 +100,9 @@ def test_artifacts_of_the_base_are_keyed_by_its_weights_not_its_path(tmp_path) -
     copy = shutil.copytree(FOLDER, tmp_path / "elsewhere")
     moved = compose_run("experiment=ode_init", "pretrained=shapes_base", f"artifact_paths.shapes_teacher={copy}")
     assert identity(moved) == identity(cfg)  # a clone elsewhere reuses its store
+    pairs = prerequisite_config(compose_run("pretrained=shapes_base"), "ode_init")  # teacher.path: the base's folder
+    elsewhere = prerequisite_config(compose_run("pretrained=shapes_base", f"artifact_paths.shapes_teacher={copy}"), "ode_init")
+    assert pairs.teacher.path != elsewhere.teacher.path and identity(pairs) == identity(elsewhere)
     card = json.loads((copy / "card.json").read_text())
     (copy / "card.json").write_text(json.dumps({**card, "sha256": "0" * 64}))
     assert identity(moved) != identity(cfg)  # new weights: new ODE pairs and initialisations
